@@ -1,0 +1,43 @@
+# Two entry points (see README.md): `make test` and `make run`.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+MODELS ?= models
+DEFAULT_CONFIG := configs/default.yaml
+DEFAULT_MODEL := $(MODELS)/triage-default
+export HF_HUB_OFFLINE := 1
+export TOKENIZERS_PARALLELISM := false
+
+.PHONY: test run install lint model clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+# Reinstall when the dependency list changes.
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+lint: install
+	$(BIN)/ruff check .
+
+test: lint
+	$(BIN)/pytest
+
+# Builds the default model when it is missing (transformer on data/ only, a few minutes on 2 cores).
+$(DEFAULT_MODEL)/latest: | $(STAMP)
+	$(BIN)/triage-train fit --config $(DEFAULT_CONFIG) --output $(MODELS)
+
+model: install $(DEFAULT_MODEL)/latest
+
+run: model
+	@echo "Default model ready: $(DEFAULT_MODEL) (version $$(cat $(DEFAULT_MODEL)/latest))."
+	@echo "The prediction service is not built yet (issue 4); this stops after the model."
+
+clean:
+	rm -rf $(VENV) build *.egg-info

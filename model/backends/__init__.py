@@ -1,0 +1,1 @@
+"""Predictor backends; each is imported only when an artifact needs it (the ONNX one never imports torch)."""

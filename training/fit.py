@@ -1,0 +1,152 @@
+"""`triage-train fit`: load and check the data, train a backend, calibrate, evaluate, and publish an artifact."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from model.artifact import FORMAT_VERSION, Manifest, new_version, publish, write_manifest
+from model.calibration import softmax
+from model.predictor import load_predictor
+from model.schema import LabelSchema
+from model.text import NORMALISATION_VERSION
+from training.calibration import fit_temperature
+from training.config import ConfigError, TrainConfig
+from training.datasets import Example, check_trainable, drop_overlap, label_arrays, load_datasets
+from training.evaluation import build_report, mean_macro_f1
+from training.provenance import git_commit, package_versions
+from training.report import write_report
+
+RUNS_DIR = ".runs"
+RUN_FILE = "run.json"
+
+
+def _prepare_run(config: TrainConfig, name_dir: Path, resume: Path | None) -> tuple[str, Path]:
+    """A fresh run directory, or the one being resumed (refused when its config differs)."""
+    resolved = config.model_dump(mode="json", by_alias=True)
+    if resume is None:
+        version = new_version()
+        run_dir = name_dir / RUNS_DIR / version
+        run_dir.mkdir(parents=True, exist_ok=False)
+        (run_dir / RUN_FILE).write_text(json.dumps({"version": version, "config": resolved}, indent=2))
+        return version, run_dir
+    run_file = resume / RUN_FILE
+    if not run_file.is_file():
+        raise ConfigError(f"--resume {resume}: not a run directory (no {RUN_FILE})")
+    recorded = json.loads(run_file.read_text())
+    if recorded["config"] != resolved:
+        before = recorded["config"]
+        changed = sorted(k for k in set(resolved) | set(before) if resolved.get(k) != before.get(k))
+        raise ConfigError(f"--resume {resume}: the config differs from the interrupted run's in {changed}")
+    return recorded["version"], resume
+
+
+def _calibrate_and_report(
+    staging: Path, manifest: Manifest, schema: LabelSchema, validation: list[Example], calibrate: bool
+) -> Manifest:
+    """Temperatures and metrics measured on the artifact as saved (a round trip through the predictor)."""
+    predictor = load_predictor(staging)
+    logits = predictor.predict_logits([e.post.text for e in validation])
+    truth = label_arrays(validation, schema)
+    temperatures = {}
+    for task in schema.tasks:
+        mask = truth[task.name] >= 0
+        fitted = fit_temperature(logits[task.name][mask], truth[task.name][mask]) if calibrate else 1.0
+        temperatures[task.name] = fitted
+    probs = {task: softmax(values, temperatures[task]) for task, values in logits.items()}
+    files = [d["path"] for d in manifest.data["validation"]]
+    report = build_report(
+        schema, truth, probs,
+        model={"name": manifest.name, "version": manifest.version, "backend": manifest.backend},
+        data={"split": "validation", "rows": len(validation), "files": files},
+        seed=manifest.seed,
+    )
+    write_report(report, staging)
+    metrics = {
+        "validation": {
+            task: {key: values[key] for key in ("accuracy", "macro_f1", "macro_recall", "ece")}
+            for task, values in report["tasks"].items()
+        },
+        "mean_macro_f1": mean_macro_f1(report),
+    }
+    return manifest.model_copy(update={"calibration": temperatures, "metrics": metrics})
+
+
+def run_fit(
+    config: TrainConfig,
+    output_root: Path,
+    resume: Path | None = None,
+    keep_checkpoints: bool = False,
+    log: Callable[[str], None] = print,
+) -> Path | None:
+    """Train, calibrate, evaluate and publish ROOT/NAME/VERSION. Returns the version directory
+    (None on the non-main processes of a multi-GPU run)."""
+    schema = config.label_schema()
+    train_sets = load_datasets(config.train, schema, config.columns)
+    validation_sets = load_datasets(config.validation, schema, config.columns)
+    validation = [e for d in validation_sets for e in d.examples]
+    train, overlap = drop_overlap([e for d in train_sets for e in d.examples], validation)
+    if overlap.dropped:
+        log(f"dropped {overlap.dropped} training rows whose text is also in the validation data: {overlap.by_file}")
+    unlabelled = sum(1 for e in train if not e.labels)
+    train = [e for e in train if e.labels]
+    check_trainable(schema, train)
+    if not validation:
+        log("no validation data: no early stopping, no calibration, no validation metrics")
+
+    name_dir = output_root / config.name
+    version, run_dir = _prepare_run(config, name_dir, resume)
+    log(f"training {config.backend} model {config.name} version {version} on {len(train)} rows "
+        f"(validation {len(validation)}); run directory {run_dir} (resume with --resume {run_dir})")
+    staging = name_dir / f".staging-{version}"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+
+    details: dict[str, Any] = {"encoder": None, "max_length": None}
+    if config.backend == "linear":
+        from training.linear import train_linear
+
+        details.update(train_linear(config, schema, train, staging))
+    else:
+        from training.transformer import TransformerTrainer
+
+        trainer = TransformerTrainer(config, schema, run_dir)
+        training = trainer.fit(train, validation, resume=resume is not None)
+        if not trainer.accelerator.is_main_process:
+            return None
+        trainer.save_best(staging)
+        details.update(encoder=trainer.encoder_details(), max_length=config.transformer.max_length, training=training)
+
+    manifest = Manifest(
+        format_version=FORMAT_VERSION,
+        name=config.name,
+        version=version,
+        created_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        backend=config.backend,
+        tasks=schema.tasks,
+        normalisation_version=NORMALISATION_VERSION,
+        seed=config.seed,
+        config=config.model_dump(mode="json", by_alias=True),
+        data={
+            "train": [d.fingerprint(schema) for d in train_sets],
+            "validation": [d.fingerprint(schema) for d in validation_sets],
+            "overlap_removed": overlap.as_dict(),
+            "unlabelled_rows_skipped": unlabelled,
+            "train_rows_used": len(train),
+        },
+        packages=package_versions(),
+        git_commit=git_commit(),
+        **details,
+    )
+    manifest = write_manifest(staging, manifest)
+    if validation:
+        manifest = _calibrate_and_report(staging, manifest, schema, validation, config.calibrate)
+        write_manifest(staging, manifest)
+    target = publish(staging, name_dir, version)
+    if not keep_checkpoints:
+        shutil.rmtree(run_dir, ignore_errors=True)
+    return target
