@@ -135,7 +135,7 @@ def split(
     salt: Annotated[str, typer.Option(help="changes the split while keeping it deterministic")] = "tweet-triage",
 ) -> None:
     """Split a JSONL file deterministically (stratified, hash-ranked) into train and validation files."""
-    from training.splits import stratified_split
+    from training.splits import split_rows
 
     rows = []
     for number, line in enumerate(input.read_text(encoding="utf-8").splitlines(), 1):
@@ -144,7 +144,7 @@ def split(
                 rows.append(json.loads(line))
             except json.JSONDecodeError as err:
                 raise DatasetError([f"{input}:{number}: invalid JSON: {err.msg}"]) from err
-    train_rows, validation_rows = stratified_split(rows, validation_fraction, stratify=stratify, salt=salt)
+    train_rows, validation_rows = split_rows(rows, validation_fraction, stratify=stratify, salt=salt)
     output_dir.mkdir(parents=True, exist_ok=True)
     for name, part in (("train", train_rows), ("validation", validation_rows)):
         with (output_dir / f"{name}.jsonl").open("w", encoding="utf-8") as handle:

@@ -83,6 +83,14 @@ class TransformerParams(_Strict):
     max_grad_norm: float = Field(default=1.0, gt=0)
 
 
+class Holdout(_Strict):
+    """A validation set carved from the training rows (when no validation file is given)."""
+
+    fraction: float = Field(gt=0, lt=1)
+    stratify: str | None = Field(default=None, description="task whose label shares are kept; default: the first")
+    salt: str = "tweet-triage"
+
+
 class TrainConfig(_Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
     backend: Backend = "transformer"
@@ -92,6 +100,7 @@ class TrainConfig(_Strict):
     columns: dict[str, str] = Field(default_factory=dict, description="default column mapping for every dataset")
     train: list[DatasetSpec]
     validation: list[DatasetSpec] = Field(default_factory=list)
+    holdout: Holdout | None = None
     calibrate: bool = True
     linear: LinearParams = Field(default_factory=LinearParams)
     transformer: TransformerParams = Field(default_factory=TransformerParams)
@@ -104,6 +113,8 @@ class TrainConfig(_Strict):
             raise ValueError("give either 'schema' (a file) or 'tasks' (inline), not both")
         if not self.train:
             raise ValueError("'train' needs at least one dataset")
+        if self.holdout is not None and self.validation:
+            raise ValueError("give either 'validation' files or a 'holdout' fraction, not both")
         return self
 
     def label_schema(self) -> LabelSchema:

@@ -20,6 +20,7 @@ from training.datasets import Example, check_trainable, drop_overlap, label_arra
 from training.evaluation import build_report, mean_macro_f1
 from training.provenance import git_commit, package_versions
 from training.report import write_report
+from training.splits import stratified_split
 
 RUNS_DIR = ".runs"
 RUN_FILE = "run.json"
@@ -45,6 +46,20 @@ def _prepare_run(config: TrainConfig, name_dir: Path, resume: Path | None) -> tu
     return recorded["version"], resume
 
 
+def _carve_holdout(
+    config: TrainConfig, schema: LabelSchema, train: list[Example]
+) -> tuple[list[Example], list[Example]]:
+    """Deterministic and stratified; identity is file name + id, so the split is the same on any machine."""
+    holdout = config.holdout
+    task = holdout.stratify or schema.names[0]
+    if task not in schema:
+        raise ConfigError(f"holdout.stratify: unknown task {task!r}; tasks are {schema.names}")
+    return stratified_split(
+        train, holdout.fraction, stratum=lambda e: e.labels.get(task),
+        identity=lambda e: f"{Path(e.file).name}:{e.post.id}", salt=holdout.salt,
+    )
+
+
 def _calibrate_and_report(
     staging: Path, manifest: Manifest, schema: LabelSchema, validation: list[Example], calibrate: bool
 ) -> Manifest:
@@ -58,7 +73,7 @@ def _calibrate_and_report(
         fitted = fit_temperature(logits[task.name][mask], truth[task.name][mask]) if calibrate else 1.0
         temperatures[task.name] = fitted
     probs = {task: softmax(values, temperatures[task]) for task, values in logits.items()}
-    files = [d["path"] for d in manifest.data["validation"]]
+    files = [d["path"] for d in manifest.data["validation"]] or ["holdout from the training files"]
     report = build_report(
         schema, truth, probs,
         model={"name": manifest.name, "version": manifest.version, "backend": manifest.backend},
@@ -89,7 +104,11 @@ def run_fit(
     train_sets = load_datasets(config.train, schema, config.columns)
     validation_sets = load_datasets(config.validation, schema, config.columns)
     validation = [e for d in validation_sets for e in d.examples]
-    train, overlap = drop_overlap([e for d in train_sets for e in d.examples], validation)
+    train = [e for d in train_sets for e in d.examples]
+    if config.holdout is not None:
+        train, validation = _carve_holdout(config, schema, train)
+        log(f"holdout: {len(validation)} training rows set aside for validation ({config.holdout.fraction:.0%})")
+    train, overlap = drop_overlap(train, validation)
     if overlap.dropped:
         log(f"dropped {overlap.dropped} training rows whose text is also in the validation data: {overlap.by_file}")
     unlabelled = sum(1 for e in train if not e.labels)
@@ -134,6 +153,7 @@ def run_fit(
         data={
             "train": [d.fingerprint(schema) for d in train_sets],
             "validation": [d.fingerprint(schema) for d in validation_sets],
+            "holdout": config.holdout.model_dump() | {"rows": len(validation)} if config.holdout else None,
             "overlap_removed": overlap.as_dict(),
             "unlabelled_rows_skipped": unlabelled,
             "train_rows_used": len(train),

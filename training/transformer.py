@@ -172,6 +172,9 @@ class TransformerTrainer:
 
     def _train_epoch(self, epoch: int) -> float:
         self.model.train()
+        # The prepared loader re-applies its own epoch counter on every pass: set it there, not only on our sampler
+        # (a multi-GPU shard wrapper does not pass it through, hence both).
+        self.loader.set_epoch(epoch)
         self.sampler.set_epoch(epoch)
         total, steps = 0.0, 0
         progress = tqdm(self.loader, desc=f"epoch {epoch}/{self.params.epochs}", unit="batch",

@@ -1,0 +1,1 @@
+"""Tweet Triage prediction service (FastAPI); built in a later issue. Imports `model`, never `training`."""
