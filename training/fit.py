@@ -9,6 +9,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from accelerate import PartialState
+from accelerate.utils import broadcast_object_list
+
 from model.artifact import FORMAT_VERSION, Manifest, new_version, publish, write_manifest
 from model.calibration import softmax
 from model.predictor import load_predictor
@@ -27,14 +30,22 @@ RUN_FILE = "run.json"
 
 
 def _prepare_run(config: TrainConfig, name_dir: Path, resume: Path | None) -> tuple[str, Path]:
-    """A fresh run directory, or the one being resumed (refused when its config differs)."""
+    """A fresh run directory, or the one being resumed (refused when its config differs).
+
+    Under `accelerate launch`, the main process picks the version and every process uses it.
+    """
     resolved = config.model_dump(mode="json", by_alias=True)
     if resume is None:
-        version = new_version()
-        run_dir = name_dir / RUNS_DIR / version
-        run_dir.mkdir(parents=True, exist_ok=False)
-        (run_dir / RUN_FILE).write_text(json.dumps({"version": version, "config": resolved}, indent=2))
-        return version, run_dir
+        processes = PartialState()
+        version = [new_version() if processes.is_main_process else ""]
+        if processes.num_processes > 1:
+            broadcast_object_list(version)
+        run_dir = name_dir / RUNS_DIR / version[0]
+        if processes.is_main_process:
+            run_dir.mkdir(parents=True, exist_ok=False)
+            (run_dir / RUN_FILE).write_text(json.dumps({"version": version[0], "config": resolved}, indent=2))
+        processes.wait_for_everyone()
+        return version[0], run_dir
     run_file = resume / RUN_FILE
     if not run_file.is_file():
         raise ConfigError(f"--resume {resume}: not a run directory (no {RUN_FILE})")
@@ -122,14 +133,17 @@ def run_fit(
     log(f"training {config.backend} model {config.name} version {version} on {len(train)} rows "
         f"(validation {len(validation)}); run directory {run_dir} (resume with --resume {run_dir})")
     staging = name_dir / f".staging-{version}"
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
+
+    def fresh_staging() -> Path:
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir(parents=True)
+        return staging
 
     details: dict[str, Any] = {"encoder": None, "max_length": None}
     if config.backend == "linear":
         from training.linear import train_linear
 
-        details.update(train_linear(config, schema, train, staging))
+        details.update(train_linear(config, schema, train, fresh_staging()))
     else:
         from training.transformer import TransformerTrainer
 
@@ -137,7 +151,7 @@ def run_fit(
         training = trainer.fit(train, validation, resume=resume is not None)
         if not trainer.accelerator.is_main_process:
             return None
-        trainer.save_best(staging)
+        trainer.save_best(fresh_staging())
         details.update(encoder=trainer.encoder_details(), max_length=config.transformer.max_length, training=training)
 
     manifest = Manifest(
