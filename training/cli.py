@@ -23,6 +23,14 @@ from training.datasets import DatasetError
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+def _quiet_hugging_face() -> None:
+    """Our own bars show progress; the per-file load/save bars of transformers only add noise to the log."""
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+    hf_logging.set_verbosity_error()
+
+
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Train, evaluate and version Tweet Triage models.")
 console = Console(stderr=True, soft_wrap=True)
 
@@ -90,6 +98,7 @@ def fit(
 
     from training.fit import run_fit
 
+    _quiet_hugging_face()
     try:
         target = run_fit(resolved, output, resume=resume, keep_checkpoints=keep_checkpoints, log=_log)
     except KeyboardInterrupt:
@@ -117,6 +126,7 @@ def evaluate(
     """Evaluate a model on labelled data: metrics with intervals, calibration, slices and baseline deltas."""
     from training.evaluate import run_evaluate
 
+    _quiet_hugging_face()
     report = run_evaluate(model, data, output, baseline=baseline, slice_column=slice_, columns=_columns(column),
                           n_bootstrap=bootstrap, plots=plots, log=_log)
     for task, metrics in report["tasks"].items():

@@ -19,7 +19,6 @@ import torch
 import torch.nn.functional as F
 from accelerate import Accelerator
 from accelerate.utils import set_seed
-from sklearn.metrics import f1_score
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 from transformers import AutoModel, AutoTokenizer, get_linear_schedule_with_warmup
@@ -30,6 +29,7 @@ from model.text import normalise
 from training.batching import IGNORE_INDEX, EncodedRows, LengthGroupedBatchSampler, make_collate
 from training.config import TrainConfig
 from training.datasets import Example, label_arrays
+from training.metrics import summary_scores
 
 BUNDLED_ENCODERS = ("all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2")
 MAX_CLASS_WEIGHT = 10.0
@@ -223,8 +223,8 @@ class TransformerTrainer:
             truth = self.validation_rows.labels[task.name]
             mask = truth != IGNORE_INDEX
             if mask.any():
-                predicted = logits[task.name][mask].argmax(axis=1)
-                scores[task.name] = round(float(f1_score(truth[mask], predicted, average="macro")), 4)
+                # argmax only: logits serve as well as probabilities here
+                scores[task.name] = round(summary_scores(truth[mask], logits[task.name][mask])["macro_f1"], 4)
         return scores
 
     def _validation_loader(self) -> DataLoader | None:
