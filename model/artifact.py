@@ -26,6 +26,10 @@ from model.text import NORMALISATION_VERSION
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 LATEST = "latest"
+# Transformer artifacts: a Hugging Face encoder checkpoint with its tokenizer, the task heads, and ONNX exports.
+ENCODER_DIR = "encoder"
+HEADS_FILE = "heads.safetensors"
+ONNX_DIR = "onnx"
 
 Backend = Literal["linear", "transformer"]
 

@@ -13,8 +13,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 from transformers import AutoModel, PreTrainedModel
 
-ENCODER_DIR = "encoder"
-HEADS_FILE = "heads.safetensors"
+from model.artifact import ENCODER_DIR, HEADS_FILE
 
 
 class MultiTaskModel(nn.Module):

@@ -73,15 +73,32 @@ class Predictor(ABC):
         return results
 
 
-def load_predictor(path: str | Path, batch_size: int = 32) -> Predictor:
-    """Load any artifact (version or NAME directory) after verifying its checksums."""
+BACKENDS = ("auto", "linear", "torch", "onnx-fp32", "onnx-int8")
+
+
+def load_predictor(path: str | Path, backend: str = "auto", batch_size: int = 32) -> Predictor:
+    """Load any artifact (version or NAME directory) after verifying its checksums.
+
+    backend "auto" serves the fastest the artifact holds: ONNX int8, else ONNX fp32, else eager torch (or linear).
+    """
+    if backend not in BACKENDS:
+        raise ArtifactError(f"unknown backend {backend!r}; choose one of {list(BACKENDS)}")
     version_dir, manifest = load_manifest(path, verify=True)
     if manifest.backend == "linear":
+        if backend not in ("auto", "linear"):
+            raise ArtifactError(f"{version_dir}: a linear model cannot be served by the {backend} backend")
         from model.backends.linear import LinearPredictor
 
         return LinearPredictor(version_dir, manifest, batch_size=max(batch_size, 256))
-    if manifest.backend == "transformer":
-        from model.backends.transformer import TransformerPredictor
+    if backend == "linear":
+        raise ArtifactError(f"{version_dir}: a transformer model cannot be served by the linear backend")
+    if backend == "auto":
+        exported = (getattr(manifest, "onnx", None) or {}).get("files", {})
+        backend = "onnx-int8" if "int8" in exported else "onnx-fp32" if "fp32" in exported else "torch"
+    if backend.startswith("onnx-"):
+        from model.backends.onnx import OnnxPredictor
 
-        return TransformerPredictor(version_dir, manifest, batch_size=batch_size)
-    raise ArtifactError(f"{version_dir}: unknown backend {manifest.backend!r}")
+        return OnnxPredictor(version_dir, manifest, batch_size=batch_size, variant=backend.removeprefix("onnx-"))
+    from model.backends.transformer import TransformerPredictor
+
+    return TransformerPredictor(version_dir, manifest, batch_size=batch_size)

@@ -137,6 +137,26 @@ def evaluate(
 
 @app.command()
 @_friendly_errors
+def export(
+    model: Annotated[Path, typer.Option(help="transformer model: version or NAME directory")],
+    data: Annotated[list[Path] | None, typer.Option(help="texts for parity (default: manifest's validation)")] = None,
+    min_int8_agreement: Annotated[float, typer.Option(help="argmax agreement the int8 copy needs per task")] = 0.99,
+    require_int8: Annotated[bool, typer.Option(help="fail when int8 misses the bar (else keep fp32 only)")] = True,
+) -> None:
+    """Add ONNX graphs (fp32 and dynamic int8, all heads in one pass) with measured parity to a model."""
+    from training.export import ExportFailed, run_export
+
+    _quiet_hugging_face()
+    try:
+        result = run_export(model, data, min_int8_agreement=min_int8_agreement, require_int8=require_int8, log=_log)
+    except ExportFailed as err:
+        console.print(f"[bold red]export failed:[/] {err}", highlight=False)
+        raise typer.Exit(code=1) from err
+    _log(f"added {', '.join(result['files'].values())} to {model}")
+
+
+@app.command()
+@_friendly_errors
 def split(
     input: Annotated[Path, typer.Option(help="JSONL file to split", exists=True, dir_okay=False)],
     output_dir: Annotated[Path, typer.Option(help="writes train.jsonl and validation.jsonl here")],

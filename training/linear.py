@@ -12,7 +12,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import FeatureUnion
 from tqdm import tqdm
 
-from model.backends.linear import HEADS_FILE, VECTORIZER_FILE
+from model.backends.linear import CLASSIFIERS_FILE, VECTORIZER_FILE
 from model.schema import LabelSchema
 from model.text import normalise
 from training.config import TrainConfig
@@ -46,7 +46,7 @@ def train_linear(config: TrainConfig, schema: LabelSchema, train: list[Example],
         )
         classifiers[task.name] = classifier.fit(features[rows], targets)
     joblib.dump(vectorizer, staging / VECTORIZER_FILE)
-    joblib.dump(classifiers, staging / HEADS_FILE)
+    joblib.dump(classifiers, staging / CLASSIFIERS_FILE)
     return {
         "training": {
             "wall_seconds": round(time.perf_counter() - started, 2),

@@ -23,7 +23,8 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 from transformers import AutoModel, AutoTokenizer, get_linear_schedule_with_warmup
 
-from model.multitask import ENCODER_DIR, HEADS_FILE, MultiTaskModel
+from model.artifact import ENCODER_DIR, HEADS_FILE
+from model.multitask import MultiTaskModel
 from model.schema import LabelSchema
 from model.text import normalise
 from training.batching import IGNORE_INDEX, EncodedRows, LengthGroupedBatchSampler, make_collate

@@ -11,7 +11,7 @@ from model.artifact import Manifest
 from model.predictor import Predictor
 
 VECTORIZER_FILE = "vectorizer.joblib"
-HEADS_FILE = "heads.joblib"
+CLASSIFIERS_FILE = "heads.joblib"
 # Logit given to a label the training data never showed: its probability is ~0 at any temperature.
 ABSENT_LABEL_LOGIT = -1e4
 
@@ -37,7 +37,7 @@ class LinearPredictor(Predictor):
         super().__init__(version_dir, manifest, batch_size)
         # joblib unpickles code: only ever called after load_manifest verified these files' checksums.
         self.vectorizer = joblib.load(version_dir / VECTORIZER_FILE)
-        self.classifiers = joblib.load(version_dir / HEADS_FILE)
+        self.classifiers = joblib.load(version_dir / CLASSIFIERS_FILE)
 
     def _logits(self, texts: list[str]) -> dict[str, np.ndarray]:
         features = self.vectorizer.transform(texts)

@@ -8,13 +8,13 @@ import numpy as np
 import torch
 from transformers import AutoTokenizer
 
-from model.artifact import Manifest
-from model.multitask import ENCODER_DIR, MultiTaskModel
+from model.artifact import ENCODER_DIR, Manifest
+from model.multitask import MultiTaskModel
 from model.predictor import Predictor
 
 
 class TransformerPredictor(Predictor):
-    backend = "transformer"
+    backend = "torch"
 
     def __init__(self, version_dir: Path, manifest: Manifest, batch_size: int = 32):
         super().__init__(version_dir, manifest, batch_size)

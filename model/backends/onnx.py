@@ -1,0 +1,53 @@
+"""ONNX Runtime backend: the exported transformer (all task heads in one pass), fp32 or dynamic int8.
+
+Imports only `tokenizers`, `numpy` and `onnxruntime`, never torch: a serving process stays small (~100 MB).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+from tokenizers import Tokenizer
+
+from model.artifact import ENCODER_DIR, ArtifactError, Manifest
+from model.predictor import Predictor
+
+ONNX_VARIANTS = ("int8", "fp32")
+
+
+class OnnxPredictor(Predictor):
+    def __init__(
+        self, version_dir: Path, manifest: Manifest, batch_size: int = 32, variant: str = "int8",
+        threads: int | None = None, graph_root: Path | None = None,
+    ):
+        """`graph_root` (default: the version directory) is where the export's files are read from."""
+        super().__init__(version_dir, manifest, batch_size)
+        export = getattr(manifest, "onnx", None) or {}
+        if variant not in ONNX_VARIANTS or variant not in export.get("files", {}):
+            raise ArtifactError(f"{version_dir}: no ONNX {variant} export (run `triage-train export --model ...`)")
+        self.backend = f"onnx-{variant}"
+        self.tokenizer = Tokenizer.from_file(str(version_dir / ENCODER_DIR / "tokenizer.json"))
+        self.tokenizer.enable_truncation(max_length=manifest.max_length or 128)
+        self.tokenizer.enable_padding(pad_id=export["pad_id"], pad_token=export["pad_token"])
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        if threads:
+            options.intra_op_num_threads = threads
+        self.session = ort.InferenceSession(
+            str((graph_root or version_dir) / export["files"][variant]), options, providers=["CPUExecutionProvider"]
+        )
+        self.outputs = [output.name for output in self.session.get_outputs()]
+
+    def _logits(self, texts: list[str]) -> dict[str, np.ndarray]:
+        encodings = self.tokenizer.encode_batch(texts)
+        feeds = {
+            "input_ids": np.array([e.ids for e in encodings], dtype=np.int64),
+            "attention_mask": np.array([e.attention_mask for e in encodings], dtype=np.int64),
+        }
+        values = self.session.run(self.outputs, feeds)
+        return {
+            name.removeprefix("logits_"): logits.astype(np.float64)
+            for name, logits in zip(self.outputs, values, strict=True)
+        }

@@ -1,0 +1,104 @@
+"""ONNX export on a tiny trained transformer: parity, manifest checksums, refusals, and a torch-free predictor."""
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from model.artifact import load_manifest
+from model.posts import Post
+from model.predictor import load_predictor
+from tests.cli_helpers import manifest_of, triage_train
+from tests.conftest import write_config
+from tests.posts_factory import make_posts, write_jsonl
+from training.config import load_config
+from training.fit import run_fit
+
+TEXTS = ["@LarkAir my bag never arrived 😡", "thanks for the quick refund!", "is the shop open on sunday?"]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory, tiny_encoder: Path) -> Path:
+    root = tmp_path_factory.mktemp("export")
+    train = write_jsonl(root / "train.jsonl", make_posts(copies=5))
+    validation = write_jsonl(root / "validation.jsonl", make_posts(copies=2, start=5))
+    config = load_config(write_config(root / "config.yaml", train, validation),
+                         {"backend": "transformer", "transformer.encoder": str(tiny_encoder), "transformer.epochs": 1})
+    return run_fit(config, root / "models", log=lambda _: None)
+
+
+@pytest.fixture
+def model(trained: Path, tmp_path: Path) -> Path:
+    """A private copy, so each test may change it."""
+    return Path(shutil.copytree(trained, tmp_path / trained.name))
+
+
+def test_export_adds_both_graphs_with_parity_and_checksums(model: Path) -> None:
+    result = triage_train("export", "--model", model, "--min-int8-agreement", "0")
+    assert result.exit_code == 0, result.output
+    _, manifest = load_manifest(model)  # verifies every checksum, the new files included
+    export = manifest.onnx
+    assert {"onnx/model.onnx", "onnx/model.int8.onnx"} <= set(manifest.files)
+    assert export["parity"]["texts"] == 24
+    for task, measured in export["parity"]["fp32"].items():
+        assert measured["agreement"] == 1.0 and measured["max_prob_diff"] < 1e-4, task
+    assert load_predictor(model).backend == "onnx-int8"
+
+
+def test_onnx_fp32_matches_torch_through_the_same_contract(model: Path) -> None:
+    assert triage_train("export", "--model", model, "--min-int8-agreement", "0").exit_code == 0
+    posts = [Post(id=str(i), text=text) for i, text in enumerate(TEXTS)]
+    eager = load_predictor(model, backend="torch").predict(posts)
+    onnx = load_predictor(model, backend="onnx-fp32").predict(posts)
+    for a, b in zip(eager, onnx, strict=True):
+        assert a.id == b.id and a.labels == b.labels
+        for task in a.probabilities:
+            assert np.allclose(list(a.probabilities[task].values()), list(b.probabilities[task].values()), atol=1e-5)
+
+
+def test_int8_under_the_bar_fails_and_leaves_the_artifact_unchanged(model: Path) -> None:
+    before = (model / "manifest.json").read_bytes()
+    result = triage_train("export", "--model", model, "--min-int8-agreement", "1.01")
+    assert result.exit_code == 1 and "export failed: int8 argmax agreement" in result.output
+    assert (model / "manifest.json").read_bytes() == before and not (model / "onnx").exists()
+
+
+def test_without_require_int8_only_fp32_is_added(model: Path) -> None:
+    result = triage_train("export", "--model", model, "--min-int8-agreement", "1.01", "--no-require-int8")
+    assert result.exit_code == 0, result.output
+    export = manifest_of(model)["onnx"]
+    assert export["files"] == {"fp32": "onnx/model.onnx"} and "int8_rejected" in export
+    assert not (model / "onnx" / "model.int8.onnx").exists()
+    assert load_predictor(model).backend == "onnx-fp32"
+
+
+def test_the_onnx_predictor_never_imports_torch(model: Path) -> None:
+    assert triage_train("export", "--model", model, "--min-int8-agreement", "0").exit_code == 0
+    script = (
+        "import sys\n"
+        "from model.predictor import load_predictor\n"
+        f"predictor = load_predictor({str(model)!r})\n"
+        f"print(predictor.backend, predictor.predict_proba({TEXTS!r})['intent'].shape)\n"
+        "heavy = sorted(m for m in ('torch', 'transformers', 'sklearn') if m in sys.modules)\n"
+        "print('heavy:', heavy)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True,
+                          cwd=Path(__file__).resolve().parents[2])
+    assert done.stdout.splitlines() == ["onnx-int8 (3, 7)", "heavy: []"]
+
+
+def test_export_refuses_a_linear_model(data_files: tuple[Path, Path], config_file: Path, tmp_path: Path) -> None:
+    linear = run_fit(load_config(config_file), tmp_path / "m", log=lambda _: None)
+    result = triage_train("export", "--model", linear)
+    assert result.exit_code == 2 and "only transformer models export to ONNX" in result.output
+
+
+def test_parity_data_can_be_given(model: Path, tmp_path: Path) -> None:
+    extra = write_jsonl(tmp_path / "extra.jsonl", [{"text": text, "intent": "other"} for text in TEXTS])
+    result = triage_train("export", "--model", model, "--data", extra, "--min-int8-agreement", "0")
+    assert result.exit_code == 0, result.output
+    assert json.loads((model / "manifest.json").read_text())["onnx"]["parity"]["texts"] == 3
