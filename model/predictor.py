@@ -60,8 +60,8 @@ class Predictor(ABC):
             task: softmax(values, self.manifest.calibration.get(task, 1.0)) for task, values in logits.items()
         }
 
-    def predict(self, posts: Sequence[Post]) -> list[Prediction]:
-        probabilities = self.predict_proba([p.text for p in posts])
+    def predict(self, posts: Sequence[Post], progress: bool = False) -> list[Prediction]:
+        probabilities = self.predict_proba([p.text for p in posts], progress)
         results = []
         for row, post in enumerate(posts):
             labels, probs = {}, {}

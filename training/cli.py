@@ -9,6 +9,7 @@ import json
 import os
 import sys
 from collections.abc import Callable
+from datetime import datetime
 from functools import wraps
 from pathlib import Path
 from typing import Annotated, Any
@@ -17,6 +18,7 @@ import typer
 from rich.console import Console
 
 from model.artifact import ArtifactError
+from model.policy import PolicyError
 from training.config import ConfigError, load_config, parse_override
 from training.datasets import DatasetError
 
@@ -44,7 +46,7 @@ def _friendly_errors(command: Callable[..., Any]) -> Callable[..., Any]:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return command(*args, **kwargs)
-        except (ConfigError, DatasetError, ArtifactError) as err:
+        except (ConfigError, DatasetError, ArtifactError, PolicyError) as err:
             console.print(f"[bold red]error:[/] {err}", highlight=False)
             raise typer.Exit(code=2) from err
 
@@ -122,16 +124,20 @@ def evaluate(
     column: Annotated[list[str] | None, typer.Option(help="FIELD=COLUMN mapping for the data (repeatable)")] = None,
     bootstrap: Annotated[int, typer.Option(help="bootstrap resamples for the 95% intervals")] = 1000,
     plots: Annotated[bool, typer.Option(help="write confusion matrices and reliability diagrams")] = True,
+    policy: Annotated[Path | None, typer.Option(help="priority policy for the ranking metrics")] = None,
+    backend: Annotated[str, typer.Option(help="auto, linear, torch, onnx-fp32 or onnx-int8")] = "auto",
 ) -> None:
     """Evaluate a model on labelled data: metrics with intervals, calibration, slices and baseline deltas."""
     from training.evaluate import run_evaluate
 
     _quiet_hugging_face()
     report = run_evaluate(model, data, output, baseline=baseline, slice_column=slice_, columns=_columns(column),
-                          n_bootstrap=bootstrap, plots=plots, log=_log)
+                          n_bootstrap=bootstrap, plots=plots, policy_file=policy, backend=backend, log=_log)
     for task, metrics in report["tasks"].items():
         _log(f"{task:>16}: accuracy {metrics['accuracy']:.4f}  macro-F1 {metrics['macro_f1']:.4f}  "
              f"macro-recall {metrics['macro_recall']:.4f}  ECE {metrics['ece']:.4f}  (n={metrics['n']})")
+    for name, scores in report.get("ranking", {}).get("orders", {}).items():
+        _log(f"ranking {name:>27}: " + "  ".join(f"{metric} {value:.3f}" for metric, value in scores.items()))
     _log(f"report written to {output}/report.json and {output}/report.md")
 
 
@@ -153,6 +159,45 @@ def export(
         console.print(f"[bold red]export failed:[/] {err}", highlight=False)
         raise typer.Exit(code=1) from err
     _log(f"added {', '.join(result['files'].values())} to {model}")
+
+
+@app.command()
+@_friendly_errors
+def predict(
+    model: Annotated[Path, typer.Option(help="version or NAME directory")],
+    input: Annotated[Path, typer.Option(help="posts to score: JSONL, CSV or Parquet")],
+    output: Annotated[Path, typer.Option(help="scored posts: .jsonl (full, re-scorable), .csv or .parquet (flat)")],
+    policy: Annotated[Path | None, typer.Option(help="priority policy YAML (default: the packaged one)")] = None,
+    on_error: Annotated[str, typer.Option(help="fail: stop on any bad row; skip: report bad rows and go on")] = "fail",
+    backend: Annotated[str, typer.Option(help="auto, linear, torch, onnx-fp32 or onnx-int8")] = "auto",
+    column: Annotated[list[str] | None, typer.Option(help="FIELD=COLUMN mapping for the input (repeatable)")] = None,
+    now: Annotated[datetime | None, typer.Option(help="the time post ages are measured at (default: now)")] = None,
+    batch_size: Annotated[int, typer.Option(min=1)] = 32,
+) -> None:
+    """Score posts: each task's label and probabilities, then priority, tier, route and reasons."""
+    from training.scoring import ON_ERROR, run_predict
+
+    if on_error not in ON_ERROR:
+        raise ConfigError(f"--on-error must be one of {list(ON_ERROR)}, got {on_error!r}")
+    _quiet_hugging_face()
+    summary = run_predict(model, input, output, policy_file=policy, on_error=on_error, backend=backend,
+                          columns=_columns(column), now=now, batch_size=batch_size, log=_log)
+    _log(f"wrote {summary['scored']} scored posts to {output}" +
+         (f" ({summary['skipped']} bad rows skipped)" if summary["skipped"] else ""))
+
+
+@app.command()
+@_friendly_errors
+def rescore(
+    input: Annotated[Path, typer.Option(help="a JSONL file written by `triage-train predict`", exists=True)],
+    output: Annotated[Path, typer.Option(help=".jsonl, .csv or .parquet")],
+    policy: Annotated[Path | None, typer.Option(help="priority policy YAML (default: the packaged one)")] = None,
+    now: Annotated[datetime | None, typer.Option(help="the time post ages are measured at (default: now)")] = None,
+) -> None:
+    """Re-apply a priority policy to stored model outputs, without running the model."""
+    from training.scoring import run_rescore
+
+    run_rescore(input, output, policy_file=policy, now=now, log=_log)
 
 
 @app.command()

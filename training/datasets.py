@@ -10,7 +10,7 @@ import csv
 import hashlib
 import io
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -182,13 +182,19 @@ def _build_post(record: dict[str, Any], columns: dict[str, str], default_id: str
     return {k: v for k, v in post.items() if v is not None}
 
 
-def load_dataset(spec: DatasetSpec, schema: LabelSchema, columns: dict[str, str] | None = None) -> Dataset:
-    """Read and validate one file. Raises DatasetError listing every problem found (file, line, field)."""
+def scan_dataset(
+    spec: DatasetSpec, tasks: Sequence[TaskSpec], columns: dict[str, str] | None = None
+) -> tuple[Dataset, list[str]]:
+    """Read one file: the valid rows, and a problem (file, line, field) for each invalid row.
+
+    Problems that spoil the whole file (unreadable, bad encoding, invalid JSON, missing columns) raise DatasetError.
+    """
     path = spec.path
     columns = {**(columns or {}), **spec.columns}
-    unknown = set(spec.values) - set(schema.names)
+    unknown = set(spec.values) - {t.name for t in tasks}
     if unknown:
-        raise DatasetError([f"{path}: 'values' maps unknown tasks {sorted(unknown)}; tasks are {schema.names}"])
+        names = [t.name for t in tasks]
+        raise DatasetError([f"{path}: 'values' maps unknown tasks {sorted(unknown)}; tasks are {names}"])
     try:
         data = path.read_bytes()
     except OSError as err:
@@ -206,7 +212,7 @@ def load_dataset(spec: DatasetSpec, schema: LabelSchema, columns: dict[str, str]
     if header is not None:
         _check_header(path, header, columns)
 
-    label_columns = {t.name: columns.get(t.name, t.name) for t in schema.tasks}
+    label_columns = {t.name: columns.get(t.name, t.name) for t in tasks}
     used_columns = set(label_columns.values()) | {columns.get(f, c) for f, c in POST_FIELDS.items()}
     used_columns |= {"author", "engagement"}
     problems: list[str] = []
@@ -214,7 +220,7 @@ def load_dataset(spec: DatasetSpec, schema: LabelSchema, columns: dict[str, str]
     seen_ids: dict[str, str] = {}
     for line, record in records:
         where = f"{path}: row {line}" if fmt == "parquet" else f"{path}:{line}"
-        example = _parse_row(where, line, record, schema, columns, label_columns, spec.values, problems)
+        example = _parse_row(where, line, record, tasks, columns, label_columns, spec.values, problems)
         if example is None:
             continue
         first = seen_ids.setdefault(example.post.id, where)
@@ -224,16 +230,23 @@ def load_dataset(spec: DatasetSpec, schema: LabelSchema, columns: dict[str, str]
         example.file = str(path)
         example.extras = {k: v for k, v in record.items() if k not in used_columns}
         examples.append(example)
-    if not problems and examples and not any(e.labels for e in examples):
-        problems.append(
-            f"{path}: no row labels any task; looked for columns {sorted(set(label_columns.values()))} "
-            "(map them with 'columns' in the config)"
-        )
     if not problems and not examples:
         problems.append(f"{path}: no rows")
+    return Dataset(spec=spec, examples=examples, sha256=hashlib.sha256(data).hexdigest()), problems
+
+
+def load_dataset(spec: DatasetSpec, schema: LabelSchema, columns: dict[str, str] | None = None) -> Dataset:
+    """Read and validate one labelled file. Raises DatasetError listing every problem found (file, line, field)."""
+    dataset, problems = scan_dataset(spec, schema.tasks, columns)
+    if not problems and not any(e.labels for e in dataset.examples):
+        label_columns = {({**(columns or {}), **spec.columns}).get(t.name, t.name) for t in schema.tasks}
+        problems.append(
+            f"{spec.path}: no row labels any task; looked for columns {sorted(label_columns)} "
+            "(map them with 'columns' in the config)"
+        )
     if problems:
         raise DatasetError(problems)
-    return Dataset(spec=spec, examples=examples, sha256=hashlib.sha256(data).hexdigest())
+    return dataset
 
 
 def _check_header(path: Path, header: list[str], columns: dict[str, str]) -> None:
@@ -250,7 +263,7 @@ def _parse_row(
     where: str,
     line: int,
     record: dict[str, Any],
-    schema: LabelSchema,
+    tasks: Sequence[TaskSpec],
     columns: dict[str, str],
     label_columns: dict[str, str],
     values: dict[str, dict[str, str]],
@@ -269,7 +282,7 @@ def _parse_row(
             problems.append(f"{where}: field '{field_name}': {message}")
         return None
     labels: dict[str, int] = {}
-    for task in schema.tasks:
+    for task in tasks:
         column = label_columns[task.name]
         try:
             index = coerce_label(task, record.get(column), values.get(task.name, {}))

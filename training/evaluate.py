@@ -6,10 +6,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from model.policy import Policy, PolicyError
 from model.predictor import Predictor, load_predictor
 from training.config import DatasetSpec
 from training.datasets import DatasetError, Example, label_arrays, load_datasets
 from training.evaluation import build_report
+from training.ranking import gains, ranking_report
 from training.report import write_report
 
 POST_ATTRIBUTES = ("brand", "lang")
@@ -37,6 +39,30 @@ def _baseline_probs(baseline: Predictor, main: Predictor, texts: list[str], log:
     return shared
 
 
+def ranking_for(
+    predictor: Predictor, examples: list[Example], probs: dict, policy_file: Path | None, log: Callable[[str], None]
+) -> dict[str, Any] | None:
+    """Ranking metrics over the rows that label both needs_response and urgency (None when not applicable)."""
+    policy = Policy.load(policy_file)
+    try:
+        policy.check_tasks(predictor.tasks)
+    except PolicyError as err:
+        log(f"no ranking evaluation: {err}")
+        return None
+    tasks = {t.name: t for t in predictor.tasks}
+    rows = [i for i, e in enumerate(examples) if "needs_response" in e.labels and "urgency" in e.labels]
+    if not rows:
+        return None
+    label = {name: [task.labels[examples[i].labels[name]] for i in rows] for name, task in tasks.items()
+             if name in ("needs_response", "urgency")}
+    per_row = [
+        {task.name: dict(zip(task.labels, probs[task.name][i].tolist(), strict=True)) for task in predictor.tasks}
+        for i in rows
+    ]
+    return ranking_report([examples[i].post for i in rows], per_row, gains(label["needs_response"], label["urgency"]),
+                          policy)
+
+
 def run_evaluate(
     model: Path,
     data: list[Path],
@@ -46,9 +72,11 @@ def run_evaluate(
     columns: dict[str, str] | None = None,
     n_bootstrap: int = 1000,
     plots: bool = True,
+    policy_file: Path | None = None,
+    backend: str = "auto",
     log: Callable[[str], None] = print,
 ) -> dict[str, Any]:
-    predictor = load_predictor(model)
+    predictor = load_predictor(model, backend=backend)
     manifest = predictor.manifest
     schema = manifest.schema_
     mapping = {**manifest.config.get("columns", {}), **(columns or {})}
@@ -70,11 +98,14 @@ def run_evaluate(
         slices=slices,
         slice_name=slice_column,
         baseline_probs=baseline_probs,
-        model={"name": manifest.name, "version": manifest.version, "backend": manifest.backend,
+        model={"name": manifest.name, "version": manifest.version, "backend": predictor.backend,
                "path": str(predictor.version_dir), "baseline": baseline_info},
         data={"files": [d.fingerprint(schema) for d in datasets], "rows": len(examples)},
         n_bootstrap=n_bootstrap,
         seed=manifest.seed,
     )
+    ranking = ranking_for(predictor, examples, probs, policy_file, log)
+    if ranking is not None:
+        report["ranking"] = ranking
     write_report(report, output, plots=plots)
     return report

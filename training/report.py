@@ -109,6 +109,13 @@ def render_markdown(report: dict[str, Any], plot_paths: dict[str, list[str]] | N
         ]
         header = ["Task"] + [f"Baseline {t}" for _, t in HEADLINE_COLUMNS] + [f"Δ {t}" for _, t in HEADLINE_COLUMNS]
         lines += _table(header, delta_rows)
+
+    if "ranking" in report:
+        ranking = report["ranking"]
+        lines += ["## Ranking", "", f"{ranking['rows']} rows; policy {ranking['policy']}; gain: {ranking['gain']}.", ""]
+        metrics = list(next(iter(ranking["orders"].values())))
+        rows = [[order, *(f"{scores[m]:.3f}" for m in metrics)] for order, scores in ranking["orders"].items()]
+        lines += _table(["Order", *metrics], rows)
     return "\n".join(lines).rstrip() + "\n"
 
 
