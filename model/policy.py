@@ -9,21 +9,20 @@ policy (`name@version`) that made it. The arithmetic is documented, with a worke
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 
+from model.policy_rules import Factors, Override, Route, Routing, StrictModel, Tier, Tiers
 from model.posts import Post
 from model.schema import TaskSpec
-
-Tier = Literal["P1", "P2", "P3", "P4"]
-Route = Literal["customer_care", "pr", "sales", "marketing", "product", "ignore", "human_review"]
+from model.validation import describe_validation_error
+from model.wording import age_text, plural
 
 DEFAULT_POLICY = "policy.yaml"
 TIERS: tuple[Tier, ...] = ("P1", "P2", "P3", "P4")
@@ -39,126 +38,6 @@ _PROBABILITY_SLACK = 1e-6
 
 class PolicyError(ValueError):
     """A policy file that cannot be used, or inputs that do not fit the policy (missing tasks or labels)."""
-
-
-class _Strict(BaseModel):
-    # A misspelt weight silently falling back to nothing is the failure that matters most here.
-    model_config = ConfigDict(extra="forbid")
-
-
-class NeedsResponseFactor(_Strict):
-    points: float = Field(ge=0)
-
-
-class UrgencyFactor(_Strict):
-    points: float = Field(ge=0)
-    weights: dict[str, float]
-
-
-class IntentFactor(_Strict):
-    points: dict[str, float]
-
-
-class SentimentFactor(_Strict):
-    points: float = Field(ge=0)
-
-
-class InfluenceFactor(_Strict):
-    points: float = Field(ge=0)
-    full_at_followers: int = Field(gt=1)
-    verified_points: float = Field(ge=0)
-
-
-class VipFactor(_Strict):
-    points: float = Field(ge=0)
-
-
-class EngagementWeights(_Strict):
-    retweets: float = Field(ge=0)
-    replies: float = Field(ge=0)
-    likes: float = Field(ge=0)
-
-
-class EngagementFactor(_Strict):
-    points: float = Field(ge=0)
-    full_at_interactions: int = Field(gt=1)
-    weights: EngagementWeights
-
-
-class AgeFactor(_Strict):
-    points: float = Field(le=0)
-    grace_hours: float = Field(ge=0)
-    full_at_hours: float = Field(gt=0)
-
-    @model_validator(mode="after")
-    def _ordered(self) -> AgeFactor:
-        if self.full_at_hours <= self.grace_hours:
-            raise ValueError("full_at_hours must be greater than grace_hours")
-        return self
-
-
-class Factors(_Strict):
-    needs_response: NeedsResponseFactor
-    urgency: UrgencyFactor
-    intent: IntentFactor
-    sentiment: SentimentFactor
-    influence: InfluenceFactor
-    vip: VipFactor
-    engagement: EngagementFactor
-    age: AgeFactor
-
-
-class Override(_Strict):
-    """A crisis rule: when any pattern matches the text, the post is answered, scored up and routed."""
-
-    name: str = Field(min_length=1)
-    patterns: list[str] = Field(min_length=1)
-    points: float
-    route: Route
-    min_tier: Tier
-
-    _regexes: list[re.Pattern[str]] = PrivateAttr(default_factory=list)
-
-    @field_validator("patterns")
-    @classmethod
-    def _compiles(cls, patterns: list[str]) -> list[str]:
-        for pattern in patterns:
-            try:
-                re.compile(pattern)
-            except re.error as err:
-                raise ValueError(f"pattern {pattern!r} is not a valid regular expression: {err}") from err
-        return patterns
-
-    def model_post_init(self, context: Any, /) -> None:
-        self._regexes = [re.compile(p, re.IGNORECASE) for p in self.patterns]
-
-    def match(self, text: str) -> str | None:
-        """The earliest matching text, as written in the post, or None."""
-        found = [m for m in (r.search(text) for r in self._regexes) if m]
-        return min(found, key=lambda m: m.start()).group(0) if found else None
-
-
-class Tiers(_Strict):
-    P1: float
-    P2: float
-    P3: float
-
-    @model_validator(mode="after")
-    def _descending(self) -> Tiers:
-        if not self.P1 > self.P2 > self.P3:
-            raise ValueError(f"tiers must descend (P1 > P2 > P3), got {self.P1}, {self.P2}, {self.P3}")
-        return self
-
-
-class PublicRisk(_Strict):
-    min_followers: int = Field(ge=0)
-    min_retweets: int = Field(ge=0)
-
-
-class Routing(_Strict):
-    abstain_below: float = Field(ge=0, le=1)
-    public_risk: PublicRisk
-    by_intent: dict[str, Route]
 
 
 class Reason(BaseModel):
@@ -178,7 +57,7 @@ class Decision(BaseModel):
     policy: str
 
 
-class Policy(_Strict):
+class Policy(StrictModel):
     """A parsed, validated policy file. `Policy.load()` gives the packaged default."""
 
     name: str = Field(min_length=1)
@@ -259,7 +138,7 @@ class Policy(_Strict):
         try:
             return cls.model_validate(document)
         except ValidationError as err:
-            raise PolicyError(_format_validation(source, err)) from err
+            raise PolicyError(describe_validation_error(source, "policy", err)) from err
 
     @property
     def id(self) -> str:
@@ -306,7 +185,7 @@ class Policy(_Strict):
 
         reach = min(1.0, math.log10(1 + author.followers) / math.log10(f.influence.full_at_followers))
         influence = f.influence.points * reach + (f.influence.verified_points if author.verified else 0.0)
-        followers = _plural(author.followers, "follower")
+        followers = plural(author.followers, "follower")
         who = f"verified author, {followers}" if author.verified else f"author with {followers}"
         scored.append(("influence", influence, who))
 
@@ -317,7 +196,7 @@ class Policy(_Strict):
         interactions = w.retweets * engagement.retweets + w.replies * engagement.replies + w.likes * engagement.likes
         buzz = min(1.0, math.log10(1 + interactions) / math.log10(f.engagement.full_at_interactions))
         parts = [
-            _plural(count, noun)
+            plural(count, noun)
             for count, noun in ((engagement.retweets, "retweet"), (engagement.likes, "like"),
                                 (engagement.replies, "reply"))
             if count
@@ -327,7 +206,7 @@ class Policy(_Strict):
         if post.created_at is not None:
             age_h = (_utc(now or datetime.now(UTC)) - _utc(post.created_at)).total_seconds() / 3600
             stale = min(1.0, max(0.0, (age_h - f.age.grace_hours) / (f.age.full_at_hours - f.age.grace_hours)))
-            scored.append(("age", f.age.points * stale, f"old post: {_age(age_h)}"))
+            scored.append(("age", f.age.points * stale, f"old post: {age_text(age_h)}"))
 
         matched = [(rule, hit) for rule in self.overrides if (hit := rule.match(post.text)) is not None]
         scored += [(f"override:{rule.name}", rule.points, f"urgent: {rule.name} ('{hit}')") for rule, hit in matched]
@@ -373,9 +252,9 @@ class Policy(_Strict):
         loud = author.followers >= risk.min_followers
         viral = retweets >= risk.min_retweets
         if _top(p[SENTIMENT])[0] == NEGATIVE and (loud or viral):
-            sources = [f"from an author with {_plural(author.followers, 'follower')}"] if loud else []
+            sources = [f"from an author with {plural(author.followers, 'follower')}"] if loud else []
             if viral:
-                sources.append(_plural(retweets, "retweet") if loud else f"with {_plural(retweets, 'retweet')}")
+                sources.append(plural(retweets, "retweet") if loud else f"with {plural(retweets, 'retweet')}")
             return "pr", ("public_risk", "public risk: negative post " + ", ".join(sources))
         return self.routing.by_intent[intent_label], None
 
@@ -419,33 +298,3 @@ def _handle_key(handle: str) -> str:
 def _utc(moment: datetime) -> datetime:
     """Naive datetimes count as UTC (what platforms export)."""
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
-
-
-def _compact(count: int) -> str:
-    """850, 1.2k, 250k, 1.2M: how social tools show counts."""
-    if count < 1000:
-        return str(count)
-    value, suffix = (count / 1e6, "M") if count >= 999_500 else (count / 1e3, "k")
-    text = f"{value:.1f}" if value < 9.95 else f"{value:.0f}"
-    return text.removesuffix(".0") + suffix
-
-
-def _plural(count: int, noun: str) -> str:
-    if count == 1:
-        return f"1 {noun}"
-    return f"{_compact(count)} {noun[:-1] + 'ies' if noun.endswith('y') else noun + 's'}"
-
-
-def _age(hours: float) -> str:
-    return f"{round(hours)} hours" if hours < 48 else f"{int(hours // 24)} days"
-
-
-def _format_validation(source: str, err: ValidationError) -> str:
-    lines = [f"{source}: invalid policy"]
-    for problem in err.errors():
-        where = ".".join(str(part) for part in problem["loc"])
-        message = problem["msg"].removeprefix("Value error, ")
-        if problem["type"] == "extra_forbidden":
-            message = "unknown field (not allowed; check the spelling)"
-        lines.append(f"  field '{where}': {message}" if where else f"  {message}")
-    return "\n".join(lines)

@@ -14,6 +14,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from model.schema import LabelSchema
+from model.validation import describe_validation_error
 from training.paths import DEFAULT_SCHEMA, shared_data_dir
 
 Backend = Literal["linear", "transformer"]
@@ -202,7 +203,7 @@ def load_config(
     try:
         return TrainConfig.model_validate(raw)
     except ValidationError as err:
-        raise ConfigError(_format_validation(path, err)) from err
+        raise ConfigError(describe_validation_error(str(path), "config", err)) from err
 
 
 def _get_dotted(raw: dict[str, Any], dotted: str) -> Any:
@@ -210,11 +211,3 @@ def _get_dotted(raw: dict[str, Any], dotted: str) -> Any:
     for key in dotted.split("."):
         node = node[key]
     return node
-
-
-def _format_validation(path: Path, err: ValidationError) -> str:
-    lines = [f"{path}: invalid config"]
-    for problem in err.errors():
-        where = ".".join(str(part) for part in problem["loc"]) or "(top level)"
-        lines.append(f"  field '{where}': {problem['msg']}")
-    return "\n".join(lines)

@@ -42,7 +42,7 @@ def test_parse_override() -> None:
 @pytest.mark.parametrize(
     ("body", "message"),
     [
-        ("name: demo\ntrain: [a.jsonl]\ntransformer:\n  epochz: 3\n", "field 'transformer.epochz': Extra inputs"),
+        ("name: demo\ntrain: [a.jsonl]\ntransformer:\n  epochz: 3\n", "field 'transformer.epochz': unknown field"),
         ("name: demo\ntrain: [a.jsonl]\nbackend: svm\n", "field 'backend'"),
         ("name: demo\ntrain: []\n", "'train' needs at least one dataset"),
         ("name: demo\ntrain: [a.jsonl]\ntransformer:\n  epochs: 0\n", "field 'transformer.epochs'"),
