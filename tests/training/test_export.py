@@ -102,3 +102,21 @@ def test_parity_data_can_be_given(model: Path, tmp_path: Path) -> None:
     result = triage_train("export", "--model", model, "--data", extra, "--min-int8-agreement", "0")
     assert result.exit_code == 0, result.output
     assert json.loads((model / "manifest.json").read_text())["onnx"]["parity"]["texts"] == 3
+
+
+def test_the_same_contract_across_linear_torch_and_onnx(
+    model: Path, config_file: Path, tmp_path: Path
+) -> None:
+    assert triage_train("export", "--model", model, "--min-int8-agreement", "0").exit_code == 0
+    linear = run_fit(load_config(config_file), tmp_path / "linear", log=lambda _: None)
+    posts = [Post(id=f"p{i}", text=text) for i, text in enumerate(TEXTS)]
+    for path, backend in ((linear, "linear"), (model, "torch"), (model, "onnx-fp32"), (model, "onnx-int8")):
+        predictor = load_predictor(path, backend=backend)
+        assert predictor.backend == backend
+        predictions = predictor.predict(posts)
+        assert [p.id for p in predictions] == ["p0", "p1", "p2"]
+        for prediction in predictions:
+            assert list(prediction.labels) == ["intent", "sentiment", "needs_response", "urgency"]
+            for task, distribution in prediction.probabilities.items():
+                assert sum(distribution.values()) == pytest.approx(1)
+                assert prediction.labels[task] == max(distribution, key=distribution.get)

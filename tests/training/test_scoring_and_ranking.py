@@ -123,3 +123,16 @@ def test_ranking_metrics_by_hand() -> None:
     assert ndcg_at_k(gain, order, 2) == pytest.approx(0.6309 / 4.2619, abs=1e-4)
     assert precision_at_k(gain, order, 2) == 0.5
     assert ndcg_at_k(gain, order_by(gain), 4) == 1.0
+
+
+def test_predict_refuses_a_model_without_the_policys_tasks(tmp_path: Path) -> None:
+    rows = [{"text": r["text"], "complaint": "yes" if r["intent"] == "complaint" else "no"} for r in make_posts(3)]
+    write_jsonl(tmp_path / "train.jsonl", rows)
+    (tmp_path / "c.yaml").write_text("name: complaints\nbackend: linear\ntasks:\n  complaint: ['no', 'yes']\n"
+                                     "train: [train.jsonl]\n")
+    assert triage_train("fit", "--config", tmp_path / "c.yaml", "--output", tmp_path / "m").exit_code == 0
+    result = triage_train("predict", "--model", tmp_path / "m" / "complaints", "--input", tmp_path / "train.jsonl",
+                          "--output", tmp_path / "o.jsonl")
+    assert result.exit_code == 2
+    assert "policy default@1: the policy needs task 'intent'" in result.output
+    assert "the model has tasks ['complaint']" in result.output
