@@ -39,9 +39,10 @@ model: install $(DEFAULT_MODEL)/latest
 	@grep -q '"onnx"' $(DEFAULT_MODEL)/$$(cat $(DEFAULT_MODEL)/latest)/manifest.json \
 		|| $(BIN)/triage-train export --model $(DEFAULT_MODEL) --no-require-int8
 
+# Serves on 127.0.0.1:$(PORT) in open mode unless TRIAGE_API_KEYS is set (see README: settings).
+PORT ?= 8000
 run: model
-	@echo "Default model ready: $(DEFAULT_MODEL) (version $$(cat $(DEFAULT_MODEL)/latest))."
-	@echo "The prediction service is not built yet (issue 4); this stops after the model."
+	$(BIN)/triage-serve --model $(DEFAULT_MODEL) --port $(PORT)
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -42,7 +42,10 @@ class Predictor(ABC):
 
     def predict_logits(self, texts: Sequence[str], progress: bool = False) -> dict[str, np.ndarray]:
         """Uncalibrated logits per task, in input order (length-sorted batches inside)."""
-        normalised = [normalise(t) for t in texts]
+        return self.logits_of_normalised([normalise(t) for t in texts], progress)
+
+    def logits_of_normalised(self, normalised: Sequence[str], progress: bool = False) -> dict[str, np.ndarray]:
+        """As predict_logits, for texts already passed through `normalise` (callers that cache by that key)."""
         order = sorted(range(len(normalised)), key=lambda i: len(normalised[i]))
         out = {t.name: np.zeros((len(normalised), len(t.labels)), dtype=np.float64) for t in self.tasks}
         starts = range(0, len(order), self.batch_size)
@@ -53,12 +56,13 @@ class Predictor(ABC):
                 out[task][chunk] = values
         return out
 
+    def calibrate(self, logits: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Logits to probabilities with each task's temperature from the manifest."""
+        return {task: softmax(values, self.manifest.calibration.get(task, 1.0)) for task, values in logits.items()}
+
     def predict_proba(self, texts: Sequence[str], progress: bool = False) -> dict[str, np.ndarray]:
         """Calibrated probabilities per task: arrays of shape (len(texts), len(labels))."""
-        logits = self.predict_logits(texts, progress)
-        return {
-            task: softmax(values, self.manifest.calibration.get(task, 1.0)) for task, values in logits.items()
-        }
+        return self.calibrate(self.predict_logits(texts, progress))
 
     def predict(self, posts: Sequence[Post], progress: bool = False) -> list[Prediction]:
         probabilities = self.predict_proba([p.text for p in posts], progress)

@@ -1,0 +1,68 @@
+"""The app factory: `service.app:create_app(settings=None)` builds a FastAPI app serving one model.
+
+Run it with `triage-serve` (see service/cli.py) or any ASGI server: `uvicorn --factory service.app:create_app`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from model import __version__
+from service import api, ops
+from service.batcher import Overloaded
+from service.middleware import RequestContextMiddleware
+from service.settings import Settings
+from service.state import ServiceState
+
+log = logging.getLogger("triage.service")
+RETRY_AFTER_SECONDS = "1"
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+    state = ServiceState(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await state.swap(settings.model)
+        if settings.open_mode:
+            log.warning("OPEN MODE: no API keys configured (TRIAGE_API_KEYS); every caller may use every endpoint")
+        watcher = None
+        if settings.watch_seconds > 0 and (settings.model / "latest").is_file():
+            watcher = asyncio.get_running_loop().create_task(state.watch_latest(), name="watch-latest")
+        try:
+            yield
+        finally:
+            if watcher is not None:
+                watcher.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await watcher
+            await state.close()
+
+    app = FastAPI(
+        title="Tweet Triage",
+        version=__version__,
+        summary="Which social posts a brand must answer, in what order, routed to which team, and why.",
+        lifespan=lifespan,
+    )
+    app.state.service = state
+    app.include_router(api.router)
+    app.include_router(ops.router)
+
+    @app.exception_handler(Overloaded)
+    async def overloaded(request: Request, err: Overloaded) -> JSONResponse:
+        state.metrics.overloaded.inc()
+        return JSONResponse({"detail": f"overloaded: {err}; retry shortly"}, status_code=503,
+                            headers={"Retry-After": RETRY_AFTER_SECONDS})
+
+    endpoints = {route.path for router in (api.router, ops.router) for route in router.routes}
+    app.add_middleware(RequestContextMiddleware, metrics=state.metrics, max_body_bytes=settings.max_body_bytes,
+                       endpoints=endpoints)
+    return app

@@ -1,0 +1,95 @@
+"""What serves requests: a verified model, the policy, and the micro-batcher that feeds the model.
+
+A reload builds a whole new ModelRuntime and swaps one reference. A request keeps the runtime it started with, so
+requests in flight finish on the old model while new ones use the new one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from cachetools import LRUCache
+
+from model.policy import Policy
+from model.posts import Post
+from model.predictor import Predictor, load_predictor
+from model.text import normalise
+from service.batcher import MicroBatcher
+from service.metrics import Metrics
+from service.settings import Settings
+
+Probabilities = dict[str, dict[str, float]]
+WARM_UP_TEXTS = ["@brand my order never arrived, can you check?", "love the new app 😍"]
+
+
+@dataclass
+class ModelRuntime:
+    predictor: Predictor
+    policy: Policy
+    batcher: MicroBatcher
+
+    @property
+    def version(self) -> str:
+        return self.predictor.manifest.version
+
+    def describe(self) -> dict[str, str]:
+        manifest = self.predictor.manifest
+        return {"name": manifest.name, "version": manifest.version, "backend": self.predictor.backend}
+
+
+def _infer(predictor: Predictor):
+    """texts (normalised) -> one {task: {label: probability}} per text; runs in the inference thread."""
+
+    def run(texts: list[str]) -> list[Probabilities]:
+        probabilities = predictor.calibrate(predictor.logits_of_normalised(texts))
+        return [
+            {task.name: dict(zip(task.labels, probabilities[task.name][i].tolist(), strict=True))
+             for task in predictor.tasks}
+            for i in range(len(texts))
+        ]
+
+    return run
+
+
+def load_runtime(settings: Settings, model: Path, metrics: Metrics) -> ModelRuntime:
+    """Load, verify and warm a model (blocking: call it from a thread). Raises ArtifactError or PolicyError."""
+    predictor = load_predictor(model, backend=settings.backend, batch_size=32)
+    policy = Policy.load(settings.policy)
+    policy.check_tasks(predictor.tasks)
+    infer = _infer(predictor)
+    infer([normalise(text) for text in WARM_UP_TEXTS])  # first call allocates; pay it before traffic
+    batcher = MicroBatcher(infer, max_posts=settings.batch_max_posts, max_wait_s=settings.batch_max_wait_ms / 1000,
+                           queue_max=settings.queue_max_posts, on_batch=metrics.batch_posts.observe)
+    return ModelRuntime(predictor=predictor, policy=policy, batcher=batcher)
+
+
+class OutputCache:
+    """Model outputs by (model version, normalised text): retweets and copy-paste campaigns repeat texts.
+
+    Only model outputs are cached; the policy runs per request, since priority depends on author and age.
+    """
+
+    def __init__(self, size: int, metrics: Metrics):
+        self._entries: LRUCache | None = LRUCache(maxsize=size) if size else None
+        self._metrics = metrics
+
+    async def outputs(self, runtime: ModelRuntime, posts: Sequence[Post]) -> list[Probabilities]:
+        keys = [normalise(post.text) for post in posts]
+        found: dict[str, Probabilities] = {}
+        if self._entries is not None:
+            for key in keys:
+                value = self._entries.get((runtime.version, key))
+                if value is not None:
+                    found[key] = value
+        missing = list(dict.fromkeys(key for key in keys if key not in found))  # each distinct text once
+        hits = sum(key in found for key in keys)
+        self._metrics.count_cache(hits=hits, misses=len(keys) - hits)
+        if missing:
+            for key, value in zip(missing, await runtime.batcher.submit(missing), strict=True):
+                found[key] = value
+                if self._entries is not None:
+                    self._entries[(runtime.version, key)] = value
+        return [found[key] for key in keys]
+
