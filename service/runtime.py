@@ -84,8 +84,8 @@ class OutputCache:
                 if value is not None:
                     found[key] = value
         missing = list(dict.fromkeys(key for key in keys if key not in found))  # each distinct text once
-        hits = sum(key in found for key in keys)
-        self._metrics.count_cache(hits=hits, misses=len(keys) - hits)
+        # A hit is a post served without a forward pass of its own (a repeat within the request counts too).
+        self._metrics.count_cache(hits=len(keys) - len(missing), misses=len(missing))
         if missing:
             for key, value in zip(missing, await runtime.batcher.submit(missing), strict=True):
                 found[key] = value
