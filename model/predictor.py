@@ -80,10 +80,13 @@ class Predictor(ABC):
 BACKENDS = ("auto", "linear", "torch", "onnx-fp32", "onnx-int8")
 
 
-def load_predictor(path: str | Path, backend: str = "auto", batch_size: int = 32) -> Predictor:
+def load_predictor(
+    path: str | Path, backend: str = "auto", batch_size: int = 32, threads: int | None = None, spin: bool = True
+) -> Predictor:
     """Load any artifact (version or NAME directory) after verifying its checksums.
 
     backend "auto" serves the fastest the artifact holds: ONNX int8, else ONNX fp32, else eager torch (or linear).
+    `threads` and `spin` tune ONNX Runtime (see OnnxPredictor).
     """
     if backend not in BACKENDS:
         raise ArtifactError(f"unknown backend {backend!r}; choose one of {list(BACKENDS)}")
@@ -102,7 +105,8 @@ def load_predictor(path: str | Path, backend: str = "auto", batch_size: int = 32
     if backend.startswith("onnx-"):
         from model.backends.onnx import OnnxPredictor
 
-        return OnnxPredictor(version_dir, manifest, batch_size=batch_size, variant=backend.removeprefix("onnx-"))
+        return OnnxPredictor(version_dir, manifest, batch_size=batch_size, variant=backend.removeprefix("onnx-"),
+                             threads=threads, spin=spin)
     from model.backends.transformer import TransformerPredictor
 
     return TransformerPredictor(version_dir, manifest, batch_size=batch_size)

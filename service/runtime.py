@@ -55,7 +55,8 @@ def _infer(predictor: Predictor):
 
 def load_runtime(settings: Settings, model: Path, metrics: Metrics) -> ModelRuntime:
     """Load, verify and warm a model (blocking: call it from a thread). Raises ArtifactError or PolicyError."""
-    predictor = load_predictor(model, backend=settings.backend, batch_size=32)
+    predictor = load_predictor(model, backend=settings.backend, batch_size=32, threads=settings.threads or None,
+                               spin=settings.spin)
     policy = Policy.load(settings.policy)
     policy.check_tasks(predictor.tasks)
     infer = _infer(predictor)

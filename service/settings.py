@@ -36,6 +36,7 @@ class Settings(BaseSettings):
     port: int = Field(default=8000, ge=0, le=65535)
     workers: int = Field(default=1, ge=1, description="processes; each watches the model's `latest` file")
     threads: int = Field(default=0, ge=0, description="inference threads (0: the runtime's default, all cores)")
+    spin: bool = Field(default=False, description="let ONNX Runtime threads busy-wait between runs")
 
     api_keys: str = Field(default="", description="comma-separated keys (or name:key) for the /v1 endpoints")
     admin_keys: str = Field(default="", description="comma-separated keys (or name:key) for /v1/admin")

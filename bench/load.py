@@ -1,0 +1,200 @@
+"""Load benchmark: the service against a naive baseline, end to end over HTTP. Run on an idle machine.
+
+    .venv/bin/python bench/load.py [--model models/triage-default] [--seconds 10]
+
+In one run:
+1. the bare model's own throughput at batch 32, for the served backend and ONNX int8 (the reference for the
+   85% target), measured in-process before any server starts;
+2. the service (`triage-serve`) and the naive baseline (bench/naive_app.py), each on a local port, driven by the
+   same async httpx client at concurrency 1, 16 and 64, with 1-post and 32-post requests, every text unique;
+3. the service again with realistic repetition (40% of posts repeat earlier texts: retweets, copy-paste campaigns).
+Prints posts/s and p50/p95/p99 request latency, the ratios, and writes bench/results/load.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import itertools
+import json
+import multiprocessing
+import os
+import random
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ProcessPoolExecutor
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from bench.speed import predictors, throughput  # noqa: E402
+from model.artifact import load_manifest  # noqa: E402
+from model.predictor import load_predictor  # noqa: E402
+
+CONCURRENCY = (1, 16, 64)
+SIZES = (1, 32)
+
+
+def base_texts() -> list[str]:
+    rows = (ROOT / "data" / "brand_posts" / "train.jsonl").read_text(encoding="utf-8").splitlines()
+    return [json.loads(row)["text"] for row in rows]
+
+
+class Texts:
+    """An endless supply of texts: unique (a counter makes each distinct) or with a share of repeats."""
+
+    def __init__(self, repeat_share: float = 0.0, seed: int = 0):
+        self.base = base_texts()
+        self.counter = itertools.count()
+        self.repeat_share = repeat_share
+        self.random = random.Random(seed)
+        self.seen: list[str] = []
+
+    def next(self) -> str:
+        if self.seen and self.random.random() < self.repeat_share:
+            return self.random.choice(self.seen[-2000:])
+        n = next(self.counter)
+        text = f"{self.base[n % len(self.base)]} #{n}"
+        self.seen.append(text)
+        return text
+
+
+async def drive(url: str, concurrency: int, size: int, seconds: float, texts: Texts) -> dict:
+    latencies: list[float] = []
+    posts = errors = 0
+    ids = itertools.count()
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(base_url=url, timeout=120, limits=limits) as client:
+        deadline = time.perf_counter() + seconds
+
+        async def worker() -> None:
+            nonlocal posts, errors
+            while time.perf_counter() < deadline:
+                body = {"posts": [{"id": str(next(ids)), "text": texts.next()} for _ in range(size)]}
+                started = time.perf_counter()
+                response = await client.post("/v1/classify", json=body)
+                if response.status_code == 200:
+                    latencies.append(time.perf_counter() - started)
+                    posts += size
+                else:
+                    errors += 1
+
+        started = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        elapsed = time.perf_counter() - started
+    cuts = statistics.quantiles(latencies, n=100) if len(latencies) > 1 else [latencies[0]] * 99
+    return {"posts_per_s": posts / elapsed, "requests": len(latencies), "errors": errors,
+            "p50_ms": 1000 * statistics.median(latencies), "p95_ms": 1000 * cuts[94], "p99_ms": 1000 * cuts[98]}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start(command: list[str], env: dict[str, str], log: Path) -> tuple[subprocess.Popen, str]:
+    port = free_port()
+    sink = log.open("w")
+    process = subprocess.Popen([*command, "--port", str(port)], cwd=ROOT, env={**os.environ, **env},
+                               stdout=sink, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(300):
+        try:
+            httpx.post(f"{url}/v1/classify", json={"posts": [{"id": "w", "text": "warm up"}]}, timeout=5)
+            return process, url
+        except httpx.TransportError:
+            time.sleep(0.2)
+    raise SystemExit(f"{command[0]} did not start; see {log}")
+
+
+def bare_throughput(model: Path, backend: str, seconds: float) -> float:
+    """The model alone at batch 32 on unique texts, in its own best configuration (library defaults)."""
+    source = Texts()
+    texts = [source.next() for _ in range(512)]
+    exported = (getattr(load_manifest(model)[1], "onnx", None) or {}).get("files", {})
+    if backend == "onnx-int8" and "int8" not in exported:
+        with tempfile.TemporaryDirectory() as scratch:  # refused by the export's parity gate: measure it anyway
+            predictor = predictors(model, Path(scratch), only="onnx int8")
+            return throughput(predictor, texts, 32, seconds)
+    return throughput(load_predictor(model, backend=backend), texts, 32, seconds)
+
+
+def run_all(url: str, seconds: float, repeat_share: float = 0.0, grid=None) -> dict:
+    results = {}
+    for concurrency, size in grid or itertools.product(CONCURRENCY, SIZES):
+        figures = asyncio.run(drive(url, concurrency, size, seconds, Texts(repeat_share)))
+        results[f"c{concurrency}_x{size}"] = figures
+        print(f"  concurrency {concurrency:>2}, {size:>2} posts/request: {figures['posts_per_s']:7.1f} posts/s  "
+              f"p50 {figures['p50_ms']:7.1f}  p95 {figures['p95_ms']:7.1f}  p99 {figures['p99_ms']:7.1f} ms"
+              f"  ({figures['requests']} requests, {figures['errors']} errors)", flush=True)
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", type=Path, default=ROOT / "models" / "triage-default")
+    parser.add_argument("--seconds", type=float, default=10.0, help="per scenario")
+    parser.add_argument("--output", type=Path, default=ROOT / "bench" / "results" / "load.json")
+    args = parser.parse_args()
+    results: dict = {"model": str(args.model), "when": datetime.now(UTC).isoformat(timespec="seconds"),
+                     "cores": os.cpu_count(), "seconds_per_scenario": args.seconds}
+
+    served = load_predictor(args.model).backend
+    spawn = multiprocessing.get_context("spawn")
+    bare = {}
+    for backend in dict.fromkeys((served, "onnx-int8")):
+        with ProcessPoolExecutor(max_workers=1, mp_context=spawn) as pool:  # a fresh process: nothing else loaded
+            bare[backend] = pool.submit(bare_throughput, args.model, backend, args.seconds).result()
+    results["bare_batch_32"] = bare
+    print("bare model, batch 32: " + ", ".join(f"{name} {value:.1f} posts/s" for name, value in bare.items()))
+
+    logs = Path(tempfile.mkdtemp(prefix="triage-load-"))
+    service, url = start([sys.executable, "-m", "service.cli", "--model", str(args.model)], {}, logs / "service.log")
+    try:
+        print(f"service ({url}):")
+        results["service"] = run_all(url, args.seconds)
+        print("service with 40% repeated texts:")
+        results["service_repeats"] = run_all(url, args.seconds, repeat_share=0.4, grid=[(16, 1), (16, 32)])
+    finally:
+        service.terminate()
+        service.wait(30)
+    naive, url = start([sys.executable, "-m", "uvicorn", "bench.naive_app:app", "--log-level", "warning"],
+                       {"NAIVE_MODEL": str(args.model)}, logs / "naive.log")
+    try:
+        print(f"naive baseline ({url}):")
+        results["naive"] = run_all(url, args.seconds)
+    finally:
+        naive.terminate()
+        naive.wait(30)
+
+    ratios = {key: results["service"][key]["posts_per_s"] / results["naive"][key]["posts_per_s"]
+              for key in results["service"]}
+    best = max(figures["posts_per_s"] for figures in results["service"].values())
+    results["summary"] = {
+        "service_vs_naive": ratios,
+        "best_service_posts_per_s": best,
+        "best_vs_bare_served_backend": best / next(iter(bare.values())),
+        "best_vs_bare_onnx_int8": best / bare["onnx-int8"],
+        "p99_over_p50": {key: f["p99_ms"] / f["p50_ms"] for key, f in results["service"].items()},
+    }
+    print("service / naive posts/s: " + ", ".join(f"{k} {v:.2f}x" for k, v in ratios.items()))
+    print(f"best service throughput {best:.1f} posts/s = {results['summary']['best_vs_bare_served_backend']:.0%} of "
+          f"the bare served backend, {results['summary']['best_vs_bare_onnx_int8']:.0%} of bare ONNX int8")
+    print("p99 / p50: " + ", ".join(f"{k} {v:.1f}" for k, v in results["summary"]["p99_over_p50"].items()))
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(results, indent=2))
+    print(f"results written to {args.output}; server logs in {logs}")
+
+
+if __name__ == "__main__":
+    main()
