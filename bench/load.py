@@ -124,7 +124,7 @@ def bare_throughput(model: Path, backend: str, seconds: float) -> float:
     exported = (getattr(load_manifest(model)[1], "onnx", None) or {}).get("files", {})
     if backend == "onnx-int8" and "int8" not in exported:
         with tempfile.TemporaryDirectory() as scratch:  # refused by the export's parity gate: measure it anyway
-            predictor = predictors(model, Path(scratch), only="onnx int8")
+            predictor = predictors(model, Path(scratch), int8_only=True)["onnx int8"][0]
             return throughput(predictor, texts, 32, seconds)
     return throughput(load_predictor(model, backend=backend), texts, 32, seconds)
 

@@ -57,14 +57,14 @@ def latency_ms(predictor: Predictor, texts: list[str]) -> tuple[float, float]:
     return statistics.median(timings), quantiles[18]
 
 
-def predictors(model: Path, scratch: Path, only: str | None = None):
-    """{name: (predictor, description)} for torch fp32, ONNX fp32 and ONNX int8; with `only`, that predictor."""
+def predictors(model: Path, scratch: Path, int8_only: bool = False) -> dict[str, tuple[Predictor, str]]:
+    """{name: (predictor, description)} for torch fp32, ONNX fp32 and ONNX int8 (only int8 with `int8_only`)."""
     version_dir, manifest = load_manifest(model)
     export = getattr(manifest, "onnx", None)
     if not export:
         raise SystemExit(f"{model}: not exported; run `triage-train export --model {model}` first")
     found = {}
-    if only is None:
+    if not int8_only:
         found = {"torch fp32": (load_predictor(model, backend="torch"), "eager PyTorch"),
                  "onnx fp32": (load_predictor(model, backend="onnx-fp32"), "ONNX Runtime")}
     if "int8" in export["files"]:
@@ -77,7 +77,7 @@ def predictors(model: Path, scratch: Path, only: str | None = None):
         trial = manifest.model_copy(update={"onnx": export | {"files": {"int8": "onnx/int8.onnx"}}})
         found["onnx int8"] = (OnnxPredictor(version_dir, trial, variant="int8", graph_root=scratch),
                               "ONNX Runtime dynamic int8 (NOT served: " + export["int8_rejected"]["reason"] + ")")
-    return found[only][0] if only else found
+    return found
 
 
 def main() -> None:
