@@ -49,12 +49,15 @@ def base_texts() -> list[str]:
     return [json.loads(row)["text"] for row in rows]
 
 
+_NEVER_SENT = itertools.count()  # shared by every scenario: a "unique" text is never sent twice in one run
+
+
 class Texts:
     """An endless supply of texts: unique (a counter makes each distinct) or with a share of repeats."""
 
     def __init__(self, repeat_share: float = 0.0, seed: int = 0):
         self.base = base_texts()
-        self.counter = itertools.count()
+        self.counter = _NEVER_SENT
         self.repeat_share = repeat_share
         self.random = random.Random(seed)
         self.seen: list[str] = []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from datetime import UTC, datetime
 from typing import Any
@@ -56,7 +57,10 @@ async def _score(request: Request, posts: list[Post]) -> tuple[ModelRuntime, lis
     state = _state(request)
     _check_limits(posts, state)
     runtime = state.runtime  # this request finishes on this model, even if a reload swaps it meanwhile
+    started = time.perf_counter()
     outputs = await state.cache.outputs(runtime, posts)
+    request.state.model_ms = round((time.perf_counter() - started) * 1000, 2)
+    request.state.posts = len(posts)
     now = datetime.now(UTC)
     results = [_result(runtime, post, probs, now, state) for post, probs in zip(posts, outputs, strict=True)]
     return runtime, results

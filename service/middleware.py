@@ -1,5 +1,8 @@
 """One ASGI middleware for every HTTP request: request id, body size limit, access log line and request metrics.
 
+The access line splits the time: `body_ms` (receiving the body), `model_ms` (waiting for model outputs: queue and
+inference), and the rest is validation, policy and the response.
+
 The body is read (up to the limit) before the app sees it, so an oversized body is refused with 413 whatever its
 transfer encoding, and never buffered beyond the limit.
 """
@@ -49,6 +52,7 @@ class RequestContextMiddleware:
             await send(message)
 
         body = await self._read_body(receive, headers)
+        scope["state"]["body_ms"] = round((time.perf_counter() - started) * 1000, 2)
         if body is None:
             await _send_json(send_with_id, 413, {"detail": [{
                 "type": "body_too_large", "loc": ["body"], "input": None,
@@ -82,9 +86,11 @@ class RequestContextMiddleware:
         self.metrics.requests.labels(endpoint, scope.get("method", ""), str(status)).inc()
         self.metrics.latency.labels(endpoint).observe(seconds)
         client = scope.get("client") or ("", 0)
+        state = scope["state"]
         access_log.info(json.dumps({
             "request_id": request_id, "method": scope.get("method"), "path": path, "status": status,
-            "ms": round(seconds * 1000, 2), "client": client[0], "key": scope["state"].get("client"),
+            "ms": round(seconds * 1000, 2), "body_ms": state.get("body_ms"), "model_ms": state.get("model_ms"),
+            "posts": state.get("posts"), "client": client[0], "key": state.get("client"),
         }))
 
 
