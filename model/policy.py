@@ -20,7 +20,7 @@ from pydantic import BaseModel, Field, ValidationError, field_validator, model_v
 
 from model.policy_rules import Factors, Override, Route, Routing, StrictModel, Tier, Tiers
 from model.posts import Post
-from model.schema import TaskSpec
+from model.schema import TaskSpec, label_name
 from model.validation import describe_validation_error
 from model.wording import age_text, plural
 
@@ -78,7 +78,7 @@ class Policy(StrictModel):
         # Bare yes/no in YAML arrive as booleans; take them back as the labels the author meant.
         if isinstance(value, dict):
             return {
-                task: [("yes" if x else "no") if isinstance(x, bool) else x for x in labels]
+                task: [label_name(x) if isinstance(x, bool) else x for x in labels]
                 if isinstance(labels, list) else labels
                 for task, labels in value.items()
             }

@@ -17,7 +17,19 @@ from tqdm import tqdm
 from model.artifact import ArtifactError, Manifest, load_manifest
 from model.calibration import softmax
 from model.posts import Post
+from model.schema import TaskSpec
 from model.text import normalise
+
+Distribution = dict[str, dict[str, float]]  # {task: {label: probability}} for one post
+
+
+def distributions(tasks: Sequence[TaskSpec], probabilities: dict[str, np.ndarray]) -> list[Distribution]:
+    """Per-task probability arrays (rows = posts) as one {task: {label: probability}} per post."""
+    rows = {task.name: probabilities[task.name].tolist() for task in tasks}
+    return [
+        {task.name: dict(zip(task.labels, rows[task.name][i], strict=True)) for task in tasks}
+        for i in range(len(next(iter(rows.values()), [])))
+    ]
 
 
 @dataclass(frozen=True)
@@ -66,15 +78,11 @@ class Predictor(ABC):
 
     def predict(self, posts: Sequence[Post], progress: bool = False) -> list[Prediction]:
         probabilities = self.predict_proba([p.text for p in posts], progress)
-        results = []
-        for row, post in enumerate(posts):
-            labels, probs = {}, {}
-            for task in self.tasks:
-                p = probabilities[task.name][row]
-                labels[task.name] = task.labels[int(p.argmax())]
-                probs[task.name] = {label: float(v) for label, v in zip(task.labels, p, strict=True)}
-            results.append(Prediction(id=post.id, labels=labels, probabilities=probs))
-        return results
+        return [
+            Prediction(id=post.id, labels={task: max(d, key=d.__getitem__) for task, d in probs.items()},
+                       probabilities=probs)
+            for post, probs in zip(posts, distributions(self.tasks, probabilities), strict=True)
+        ]
 
 
 BACKENDS = ("auto", "linear", "torch", "onnx-fp32", "onnx-int8")

@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 BOOLEAN_LABELS = (("no", "yes"), ("false", "true"))
 
 
-def _label_name(value: Any) -> str:
+def label_name(value: Any) -> str:
     """YAML reads bare yes/no as booleans; take them back as the words the author wrote."""
     if isinstance(value, bool):
         return "yes" if value else "no"
@@ -82,11 +82,11 @@ class LabelSchema(BaseModel):
         for name, body in tasks.items():
             body = body if isinstance(body, dict) else {"labels": body}
             labels = body.get("labels", [])
-            definitions = {_label_name(k): str(v) for k, v in labels.items()} if isinstance(labels, dict) else {}
+            definitions = {label_name(k): str(v) for k, v in labels.items()} if isinstance(labels, dict) else {}
             specs.append(
                 TaskSpec(
                     name=name,
-                    labels=tuple(_label_name(label) for label in labels),
+                    labels=tuple(label_name(label) for label in labels),
                     description=str(body.get("description", "")),
                     definitions=definitions,
                 )

@@ -13,8 +13,9 @@ from fastapi.exceptions import RequestValidationError
 from model.artifact import ArtifactError
 from model.policy import PolicyError
 from model.posts import Post
+from model.predictor import Distribution
 from service.auth import require_admin, require_client
-from service.runtime import ModelRuntime, Probabilities
+from service.runtime import ModelRuntime
 from service.schemas import (
     ClassifyRequest,
     ClassifyResponse,
@@ -66,7 +67,7 @@ async def _score(request: Request, posts: list[Post]) -> tuple[ModelRuntime, lis
     return runtime, results
 
 
-def _result(runtime: ModelRuntime, post: Post, probabilities: Probabilities, now: datetime,
+def _result(runtime: ModelRuntime, post: Post, probabilities: Distribution, now: datetime,
             state: ServiceState) -> dict[str, Any]:
     predictions = {}
     for task, distribution in probabilities.items():

@@ -14,13 +14,12 @@ from cachetools import LRUCache
 
 from model.policy import Policy
 from model.posts import Post
-from model.predictor import Predictor, load_predictor
+from model.predictor import Distribution, Predictor, distributions, load_predictor
 from model.text import normalise
 from service.batcher import MicroBatcher
 from service.metrics import Metrics
 from service.settings import Settings
 
-Probabilities = dict[str, dict[str, float]]
 WARM_UP_TEXTS = ["@brand my order never arrived, can you check?", "love the new app 😍"]
 
 
@@ -42,13 +41,8 @@ class ModelRuntime:
 def _infer(predictor: Predictor):
     """texts (normalised) -> one {task: {label: probability}} per text; runs in the inference thread."""
 
-    def run(texts: list[str]) -> list[Probabilities]:
-        probabilities = predictor.calibrate(predictor.logits_of_normalised(texts))
-        return [
-            {task.name: dict(zip(task.labels, probabilities[task.name][i].tolist(), strict=True))
-             for task in predictor.tasks}
-            for i in range(len(texts))
-        ]
+    def run(texts: list[str]) -> list[Distribution]:
+        return distributions(predictor.tasks, predictor.calibrate(predictor.logits_of_normalised(texts)))
 
     return run
 
@@ -76,9 +70,9 @@ class OutputCache:
         self._entries: LRUCache | None = LRUCache(maxsize=size) if size else None
         self._metrics = metrics
 
-    async def outputs(self, runtime: ModelRuntime, posts: Sequence[Post]) -> list[Probabilities]:
+    async def outputs(self, runtime: ModelRuntime, posts: Sequence[Post]) -> list[Distribution]:
         keys = [normalise(post.text) for post in posts]
-        found: dict[str, Probabilities] = {}
+        found: dict[str, Distribution] = {}
         if self._entries is not None:
             for key in keys:
                 value = self._entries.get((runtime.version, key))

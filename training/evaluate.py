@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from model.policy import Policy, PolicyError
-from model.predictor import Predictor, load_predictor
+from model.predictor import Predictor, distributions, load_predictor
 from training.config import DatasetSpec
 from training.datasets import DatasetError, Example, label_arrays, load_datasets
 from training.evaluation import build_report
@@ -55,10 +55,8 @@ def ranking_for(
         return None
     label = {name: [task.labels[examples[i].labels[name]] for i in rows] for name, task in tasks.items()
              if name in ("needs_response", "urgency")}
-    per_row = [
-        {task.name: dict(zip(task.labels, probs[task.name][i].tolist(), strict=True)) for task in predictor.tasks}
-        for i in rows
-    ]
+    every_row = distributions(predictor.tasks, probs)
+    per_row = [every_row[i] for i in rows]
     return ranking_report([examples[i].post for i in rows], per_row, gains(label["needs_response"], label["urgency"]),
                           policy)
 

@@ -110,6 +110,11 @@ def test_the_same_contract_across_linear_torch_and_onnx(
     assert triage_train("export", "--model", model, "--min-int8-agreement", "0").exit_code == 0
     linear = run_fit(load_config(config_file), tmp_path / "linear", log=lambda _: None)
     posts = [Post(id=f"p{i}", text=text) for i, text in enumerate(TEXTS)]
+    default_onnx = load_predictor(model, backend="onnx-fp32").predict(posts)
+    tuned_onnx = load_predictor(model, backend="onnx-fp32", threads=1, spin=False).predict(posts)
+    for tuned, default in zip(tuned_onnx, default_onnx, strict=True):  # thread settings change speed, not results
+        for task, distribution in default.probabilities.items():
+            assert tuned.probabilities[task] == pytest.approx(distribution, abs=1e-5)
     for path, backend in ((linear, "linear"), (model, "torch"), (model, "onnx-fp32"), (model, "onnx-int8")):
         predictor = load_predictor(path, backend=backend)
         assert predictor.backend == backend
