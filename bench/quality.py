@@ -1,0 +1,358 @@
+"""Quality benchmarks against published results: train, select and score one protocol with one backend.
+
+    .venv/bin/python bench/quality.py --protocol complaints --backend linear
+    .venv/bin/python bench/quality.py --protocol tweeteval_sentiment --backend transformer [--epochs 1] [--folds 3]
+    .venv/bin/python bench/quality.py --render        # only regenerate BENCHMARKS.md from the JSON
+
+Protocols (data, splits and rules): `training/benchmarks.py`. Models: `configs/benchmarks/*.yaml` and
+`configs/brand_intent.yaml`. Each run merges one row (keyed protocol/backend/variant) into
+bench/results/quality.json and regenerates BENCHMARKS.md from it. A transformer row also scores the ONNX fp32 and
+int8 exports (the int8 graph is scored even when the export's parity gate refuses to serve it).
+
+Work goes to runs/quality/PROTOCOL/BACKEND/VARIANT/: each finished split (fold) is saved there, and an interrupted
+fit is resumed from its last epoch checkpoint, so re-running the same command continues where it stopped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import numpy as np  # noqa: E402
+
+from bench.quality_report import render  # noqa: E402
+from training.benchmarks import (  # noqa: E402
+    PROTOCOLS,
+    Protocol,
+    Split,
+    benchmark_splits,
+    protocol_config_path,
+    write_examples,
+)
+from training.config import DatasetSpec, TrainConfig, load_config, parse_override  # noqa: E402
+from training.datasets import Example, label_arrays  # noqa: E402
+from training.evaluation import build_report  # noqa: E402
+from training.metrics import HEADLINE_METRICS, summary_scores  # noqa: E402
+from training.paths import shared_data_dir  # noqa: E402
+from training.provenance import git_commit  # noqa: E402
+
+RESULTS = ROOT / "bench" / "results" / "quality.json"
+REPORT = ROOT / "BENCHMARKS.md"
+RUNS = ROOT / "runs" / "quality"
+
+
+def log(message: str) -> None:
+    print(f"[{datetime.now(UTC).strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+def hardware() -> str:
+    model = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    import torch
+
+    gpu = f", GPU {torch.cuda.get_device_name(0)}" if torch.cuda.is_available() else ", no GPU"
+    return f"{model}, {cores} CPU cores{gpu}"
+
+
+# ---- scoring ------------------------------------------------------------------------------------------------------
+def score(probs: dict[str, np.ndarray], test: list[Example], config: TrainConfig, protocol: Protocol,
+          n_bootstrap: int) -> dict[str, Any]:
+    schema = config.label_schema()
+    slices = None
+    if protocol.slice_column:
+        slices = [None if e.extras.get(protocol.slice_column) is None else str(e.extras[protocol.slice_column])
+                  for e in test]
+    report = build_report(schema, label_arrays(test, schema), probs, slices=slices, slice_name=protocol.slice_column,
+                          n_bootstrap=n_bootstrap, seed=config.seed)
+    result: dict[str, Any] = {
+        "tasks": {
+            task: {name: metrics[name] for name in HEADLINE_METRICS} | {"intervals": metrics["intervals"]}
+            for task, metrics in report["tasks"].items()
+        },
+    }
+    if slices is not None:
+        result["slices"] = report["slices"]["values"]
+    if protocol.subset:
+        name, column, excluded = protocol.subset
+        task = protocol.task or schema.names[0]
+        rows = [i for i, e in enumerate(test) if str(e.extras.get(column)) not in excluded and task in e.labels]
+        truth = np.array([test[i].labels[task] for i in rows])
+        result["subset"] = {name: summary_scores(truth, probs[task][rows])} if rows else {}
+    return result
+
+
+def score_transformer(version_dir: Path, dev_file: Path, test: list[Example], config: TrainConfig,
+                      protocol: Protocol, n_bootstrap: int) -> dict[str, Any]:
+    """Export (parity on the dev split; int8 need not pass), then score torch, ONNX fp32 and ONNX int8."""
+    from bench.speed import predictors
+    from model.artifact import load_manifest
+    from training.export import run_export
+
+    manifest = load_manifest(version_dir)[1]
+    if not getattr(manifest, "onnx", None):
+        run_export(version_dir, [dev_file], require_int8=False, log=log)
+        manifest = load_manifest(version_dir)[1]
+    texts = [e.post.text for e in test]
+    backends = {}
+    with tempfile.TemporaryDirectory() as scratch:
+        for name, (predictor, _description) in predictors(version_dir, Path(scratch)).items():
+            key = name.replace("torch fp32", "torch").replace("onnx ", "onnx-")
+            log(f"scoring {key} on {len(texts)} test rows")
+            backends[key] = score(predictor.predict_proba(texts, progress=True), test, config, protocol, n_bootstrap)
+    export = manifest.onnx
+    served = "onnx-int8" if "int8" in export["files"] else "onnx-fp32"
+    parity = export["parity"]["int8"]
+    worst = min(r["agreement"] for r in parity.values())
+    int8 = (f"argmax agreement with torch on the dev split {100 * worst:.1f}% (worst task); "
+            + ("served" if served == "onnx-int8" else f"not served ({export['int8_rejected']['reason']})"))
+    return {"backends": backends, "served": served, "int8": int8}
+
+
+# ---- one split ----------------------------------------------------------------------------------------------------
+def run_split(split: Split, config: TrainConfig, protocol: Protocol, workdir: Path, keep_model: bool,
+              n_bootstrap: int) -> dict[str, Any]:
+    """Fit on split.train (selecting on split.dev), score split.test; saved to workdir/SPLIT.json (resumable)."""
+    from model.artifact import load_manifest
+    from model.predictor import load_predictor
+    from training.fit import RUNS_DIR, run_fit
+
+    done = workdir / f"{split.name}.json"
+    if done.is_file():
+        log(f"{split.name}: already scored ({done}); skipping")
+        return json.loads(done.read_text())
+    schema = config.label_schema()
+    data = workdir / "data" / split.name
+    train_file = write_examples(data / "train.jsonl", split.train, schema)
+    dev_file = write_examples(data / "dev.jsonl", split.dev, schema)
+    licences = "; ".join(sorted({spec.license for spec in config.train}))
+    fold_config = config.model_copy(update={
+        "name": f"{config.name}-{split.name}",
+        "columns": {},
+        "train": [DatasetSpec(path=train_file, license=licences)],
+        "validation": [DatasetSpec(path=dev_file, license=licences)],
+        "holdout": None,
+    })
+    models = workdir / "models"
+    name_dir = models / fold_config.name
+    started = time.perf_counter()
+    if (name_dir / "latest").is_file():
+        version_dir = name_dir / (name_dir / "latest").read_text().strip()
+        log(f"{split.name}: reusing the published model {version_dir}")
+        train_seconds = None
+    else:
+        interrupted = sorted(p for p in (name_dir / RUNS_DIR).glob("*") if (p / "run.json").is_file())
+        resume = interrupted[-1] if interrupted else None
+        log(f"{split.name}: fitting {config.backend} on {len(split.train)} rows, selecting on {len(split.dev)}"
+            + (f" (resuming {resume})" if resume else ""))
+        version_dir = run_fit(fold_config, models, resume=resume, log=log)
+        train_seconds = time.perf_counter() - started
+    manifest = load_manifest(version_dir)[1]
+    training = getattr(manifest, "training", None) or {}
+    result: dict[str, Any] = {
+        "split": split.name,
+        "train_rows": manifest.data.get("train_rows_used", len(split.train)),
+        "dev_rows": len(split.dev),
+        "test_rows": len(split.test),
+        "overlap": split.overlap | {"train_vs_dev": manifest.data.get("overlap_removed", {}).get("dropped", 0)},
+        "train_seconds": round(train_seconds if train_seconds is not None else training.get("wall_seconds", 0), 1),
+        "best_epoch": training.get("best_epoch"),
+        "epochs_run": training.get("epochs_run"),
+    }
+    if config.backend == "linear":
+        probs = load_predictor(version_dir).predict_proba([e.post.text for e in split.test])
+        result |= {"backends": {"linear": score(probs, split.test, config, protocol, n_bootstrap)}, "served": "linear"}
+    else:
+        result |= score_transformer(version_dir, dev_file, split.test, config, protocol, n_bootstrap)
+    result["wall_seconds"] = round(time.perf_counter() - started, 1)
+    done.write_text(json.dumps(result, indent=2))
+    if not keep_model:
+        shutil.rmtree(name_dir, ignore_errors=True)
+    shutil.rmtree(data, ignore_errors=True)
+    return result
+
+
+# ---- aggregation --------------------------------------------------------------------------------------------------
+def _summary(values: list[float], interval: list[float] | None) -> dict[str, Any]:
+    return {
+        "mean": float(np.mean(values)),
+        "std": float(np.std(values, ddof=1)) if len(values) > 1 else 0.0,
+        "n": len(values),
+        "folds": values if len(values) > 1 else None,
+        "ci": interval if len(values) == 1 else None,
+    }
+
+
+def aggregate(results: list[dict[str, Any]]) -> dict[str, Any]:
+    scores: dict[str, Any] = {}
+    for backend in results[0]["backends"]:
+        tasks = {}
+        for task in results[0]["backends"][backend]["tasks"]:
+            per_split = [r["backends"][backend]["tasks"][task] for r in results]
+            tasks[task] = {
+                metric: _summary([s[metric] for s in per_split], (per_split[0]["intervals"] or {}).get(metric))
+                for metric in HEADLINE_METRICS
+            }
+        scores[backend] = {"tasks": tasks}
+    return scores
+
+
+def build_row(args: argparse.Namespace, protocol: Protocol, config: TrainConfig, splits_total: int,
+              results: list[dict[str, Any]], wall: float, variant: str, overrides: dict[str, Any]) -> dict[str, Any]:
+    first = results[0]
+    params = config.transformer if config.backend == "transformer" else config.linear
+    settings = params.model_dump(mode="json")
+    row = {
+        "protocol": protocol.name,
+        "backend": config.backend,
+        "variant": variant,
+        "task": protocol.task or config.label_schema().names[0],
+        "metric": protocol.metric,
+        "split": protocol.split,
+        "config": protocol.config,
+        "overrides": overrides,
+        "settings": settings,
+        "splits_total": splits_total,
+        "splits_run": len(results),
+        "scores": aggregate(results),
+        "served": first["served"],
+        "int8": first.get("int8"),
+        "best_epochs": [r["best_epoch"] for r in results],
+        "train_rows": sum(r["train_rows"] for r in results),
+        "dev_rows": sum(r["dev_rows"] for r in results),
+        "test_rows": sum(r["test_rows"] for r in results),
+        "overlap_dropped": {
+            "train": sum(r["overlap"]["train"]["dropped"] for r in results),
+            "dev": sum(r["overlap"]["dev"]["dropped"] for r in results),
+        },
+        "licences": sorted({spec.license for spec in config.train}),
+        "train_seconds": round(sum(r["train_seconds"] for r in results), 1),
+        "wall_seconds": round(wall, 1),
+        "hardware": hardware(),
+        "command": command(args),
+        "git_commit": git_commit(),
+        "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "per_split": [{k: v for k, v in r.items() if k != "backends"} for r in results],
+    }
+    if protocol.slice_column and len(results) == 1:
+        row["slice_column"] = protocol.slice_column
+        row["slices"] = {b: s.get("slices", {}) for b, s in first["backends"].items()}
+    if protocol.subset:
+        name = protocol.subset[0]
+        backend = first["served"]
+        values = [r["backends"][backend]["subset"][name][protocol.metric] for r in results]
+        row["subset_scores"] = {f"{name} ({backend})": _summary(values, None)}
+    return row
+
+
+def command(args: argparse.Namespace) -> str:
+    parts = [".venv/bin/python", "bench/quality.py", "--protocol", args.protocol, "--backend", args.backend]
+    if args.epochs is not None:
+        parts += ["--epochs", str(args.epochs)]
+    if args.folds is not None:
+        parts += ["--folds", str(args.folds)]
+    for item in args.set or []:
+        parts += ["--set", item]
+    if args.variant:
+        parts += ["--variant", args.variant]
+    if args.shared_data != shared_data_dir():
+        parts += ["--shared-data", str(args.shared_data)]
+    return " ".join(parts)
+
+
+def merge(row: dict[str, Any], path: Path = RESULTS) -> dict[str, Any]:
+    results = json.loads(path.read_text()) if path.is_file() else {"rows": {}}
+    results["rows"][f"{row['protocol']}/{row['backend']}/{row['variant']}"] = row
+    results["rows"] = dict(sorted(results["rows"].items()))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n")
+    return results
+
+
+def write_report(results: dict[str, Any], path: Path = REPORT) -> None:
+    path.write_text(render(results), encoding="utf-8")
+
+
+# ---- main ---------------------------------------------------------------------------------------------------------
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--protocol", choices=sorted(PROTOCOLS))
+    parser.add_argument("--backend", choices=["linear", "transformer"])
+    parser.add_argument("--shared-data", type=Path, default=shared_data_dir())
+    parser.add_argument("--epochs", type=int, help="transformer epochs (default: the config's)")
+    parser.add_argument("--folds", type=int, help="run only the first N folds of a cross-validated protocol")
+    parser.add_argument("--set", action="append", help="any config field, e.g. transformer.learning_rate=4e-5")
+    parser.add_argument("--variant", help="row name (default: 'reference', or the overrides)")
+    parser.add_argument("--bootstrap", type=int, default=1000, help="resamples for the 95%% interval of a test set")
+    parser.add_argument("--keep-models", action="store_true", help="keep every fold's artifact (default: the last)")
+    parser.add_argument("--render", action="store_true", help="only regenerate BENCHMARKS.md from the JSON")
+    args = parser.parse_args(argv)
+    if not args.render and not (args.protocol and args.backend):
+        parser.error("--protocol and --backend are required (or --render)")
+    return args
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    if args.render:
+        write_report(json.loads(RESULTS.read_text()))
+        log(f"wrote {REPORT}")
+        return
+    os.environ["TRIAGE_SHARED_DATA"] = str(args.shared_data.resolve())
+    protocol = PROTOCOLS[args.protocol]
+    overrides: dict[str, Any] = dict(parse_override(item) for item in args.set or [])
+    if args.epochs is not None:
+        overrides["transformer.epochs"] = args.epochs
+    variant = args.variant or ("reference" if not overrides and args.folds is None else ",".join(
+        [f"{k.removeprefix('transformer.').removeprefix('linear.')}={v}" for k, v in sorted(overrides.items())]
+        + ([f"folds={args.folds}"] if args.folds is not None else [])))
+    config = load_config(protocol_config_path(protocol), overrides | {"backend": args.backend})
+    workdir = RUNS / protocol.name / args.backend / variant.replace("/", "_")
+    workdir.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    log(f"{protocol.name} / {args.backend} / {variant}: preparing splits (work in {workdir})")
+    splits = benchmark_splits(protocol, config, args.shared_data, workdir)
+    chosen = splits[: args.folds] if args.folds else splits
+    results = []
+    for number, split in enumerate(chosen, 1):
+        log(f"split {number}/{len(chosen)} ({split.name}): train {len(split.train)}, dev {len(split.dev)}, "
+            f"test {len(split.test)}; dropped as duplicates of test texts: {split.overlap}")
+        keep = args.keep_models or number == len(chosen)
+        results.append(run_split(split, config, protocol, workdir, keep, args.bootstrap))
+        headline = results[-1]["backends"][results[-1]["served"]]["tasks"]
+        log(f"split {split.name}: " + ", ".join(f"{t} {protocol.metric} {100 * m[protocol.metric]:.1f}"
+                                               for t, m in headline.items()))
+    # Splits finished by an earlier, interrupted invocation count with their own times.
+    wall = max(time.perf_counter() - started, sum(r["wall_seconds"] for r in results))
+    row = build_row(args, protocol, config, len(splits), results, wall, variant, overrides)
+    write_report(merge(row))
+    for backend, summary in row["scores"].items():
+        for task, metrics in summary["tasks"].items():
+            value = metrics[protocol.metric]
+            log(f"{backend} {task} {protocol.metric}: {100 * value['mean']:.1f}"
+                + (f" ± {100 * value['std']:.1f} over {value['n']} folds" if value["n"] > 1 else ""))
+    log(f"row {protocol.name}/{args.backend}/{variant} written to {RESULTS} and {REPORT}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,165 @@
+"""BENCHMARKS.md from bench/results/quality.json: our numbers beside the published anchors, with citations.
+
+Every figure in the file comes from the JSON written by `bench/quality.py`; the anchors below are the published
+results the issue names, with their sources.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+# Published results: (system, score in percent, citation).
+ANCHORS: dict[str, dict[str, Any]] = {
+    "tweeteval_sentiment": {
+        "title": "TweetEval sentiment (SemEval-2017 Task 4 A)",
+        "metric": "macro-averaged recall, official test set",
+        "results": [
+            ("TimeLMs-2021", 73.7, "Loureiro et al., ACL 2022 demo; cardiffnlp/tweeteval leaderboard"),
+            ("BERTweet", 73.4, "Nguyen et al., EMNLP 2020 demo; cardiffnlp/tweeteval leaderboard"),
+            ("RoBERTa-base", 71.3, "Barbieri et al., Findings of EMNLP 2020; cardiffnlp/tweeteval leaderboard"),
+            ("FastText", 62.9, "cardiffnlp/tweeteval leaderboard"),
+            ("SVM", 62.9, "cardiffnlp/tweeteval leaderboard"),
+        ],
+    },
+    "complaints": {
+        "title": "Complaints in social media (Preotiuc-Pietro et al., ACL 2019)",
+        "metric": "macro-F1, mean over 10-fold cross-validation (3,449 tweets)",
+        "results": [
+            ("Jin & Aletras 2021", 88.2, "Jin & Aletras, NAACL 2021"),
+            ("Jin & Aletras 2020", 87.0, "Jin & Aletras, COLING 2020"),
+            ("Preotiuc-Pietro et al. 2019", 79.0, "Preotiuc-Pietro, Gaman & Aletras, ACL 2019"),
+        ],
+    },
+    "banking77": {
+        "title": "Banking77 intent detection",
+        "metric": "accuracy, official test set",
+        "results": [("BERT", 93.7, "Casanueva et al., NLP4ConvAI workshop at ACL 2020")],
+    },
+    "brand_intent": {
+        "title": "brand_intent (real brand-directed tweets, silver labels)",
+        "metric": "macro-F1 per task, validation split (578 tweets); no published results",
+        "results": [],
+    },
+}
+METRIC_NAMES = {"macro_recall": "macro-recall", "macro_f1": "macro-F1", "accuracy": "accuracy"}
+BACKEND_NAMES = {"linear": "linear", "torch": "torch fp32", "onnx-fp32": "ONNX fp32", "onnx-int8": "ONNX int8"}
+
+
+def pct(value: float | None) -> str:
+    return "–" if value is None else f"{100 * value:.1f}"
+
+
+def _score(summary: dict[str, Any]) -> str:
+    """'mean' or 'mean ± std (n folds)' or 'mean [lo, hi]' (bootstrap 95% interval)."""
+    text = pct(summary["mean"])
+    if summary.get("n", 1) > 1:
+        text += f" ± {pct(summary['std'])} ({summary['n']} folds)"
+    elif summary.get("ci"):
+        lo, hi = summary["ci"]
+        text += f" [{pct(lo)}, {pct(hi)}]"
+    return text
+
+
+def _minutes(seconds: float) -> str:
+    minutes, rest = divmod(round(seconds), 60)
+    return f"{minutes} min {rest} s" if minutes else f"{rest} s"
+
+
+def _row_settings(row: dict[str, Any]) -> str:
+    parts = [f"{row['splits_run']} of {row['splits_total']} folds" if row["splits_total"] > 1 else None]
+    if row["backend"] == "transformer":
+        params = row["settings"]
+        parts.append(f"{params['encoder']}, {params['epochs']} epochs (best epochs {row['best_epochs']}), "
+                     f"lr {params['learning_rate']:g}, batch {params['batch_size']}, max length {params['max_length']}")
+    else:
+        params = row["settings"]
+        parts.append(f"TF-IDF word {params['word_ngrams']} + char {params['char_ngrams']}, C {params['C']:g}")
+    return "; ".join(p for p in parts if p)
+
+
+def _headline_table(protocol: str, rows: list[dict[str, Any]]) -> list[str]:
+    anchor = ANCHORS[protocol]
+    lines = ["| system | backend | score | trained on | wall time |", "|---|---|---|---|---|"]
+    for row in rows:
+        for backend, summary in row["scores"].items():
+            served = " (served)" if backend == row.get("served") else ""
+            value = summary["tasks"][row["task"]][row["metric"]]
+            lines.append(
+                f"| ours: {row['backend']} `{row['variant']}` | {BACKEND_NAMES.get(backend, backend)}{served} | "
+                f"**{_score(value)}** | {row['train_rows']} rows | {_minutes(row['wall_seconds'])} |"
+            )
+    for system, score, citation in anchor["results"]:
+        lines.append(f"| {system} | published | {score:.1f} | {citation} | |")
+    return lines
+
+
+def _brand_intent_tables(rows: list[dict[str, Any]]) -> list[str]:
+    lines: list[str] = []
+    for row in rows:
+        tasks = list(next(iter(row["scores"].values()))["tasks"])
+        lines += [f"**{row['backend']} `{row['variant']}`** ({row['train_rows']} training rows, "
+                  f"{_minutes(row['wall_seconds'])}): macro-F1 per task", "",
+                  "| backend | " + " | ".join(tasks) + " |", "|---|" + "---|" * len(tasks)]
+        for backend, summary in row["scores"].items():
+            served = " (served)" if backend == row.get("served") else ""
+            cells = " | ".join(_score(summary["tasks"][t]["macro_f1"]) for t in tasks)
+            lines.append(f"| {BACKEND_NAMES.get(backend, backend)}{served} | {cells} |")
+        slices = row.get("slices") or {}
+        if slices:
+            backend = row.get("served") or next(iter(row["scores"]))
+            lines += ["", f"Per `{row['slice_column']}` slice ({BACKEND_NAMES.get(backend, backend)}), macro-F1:", "",
+                      "| slice | rows | " + " | ".join(tasks) + " |", "|---|---|" + "---|" * len(tasks)]
+            for value, body in slices.get(backend, {}).items():
+                cells = " | ".join(pct(body["tasks"].get(t, {}).get("macro_f1")) for t in tasks)
+                lines.append(f"| {value} | {body['n']} | {cells} |")
+        lines.append("")
+    return lines
+
+
+def render(results: dict[str, Any]) -> str:
+    rows = list(results.get("rows", {}).values())
+    lines = [
+        "# Quality benchmarks",
+        "",
+        "Generated by `bench/quality.py` from `bench/results/quality.json`; do not edit by hand.",
+        "Scores are percentages with one decimal: over folds, mean ± standard deviation; on a single test set, the",
+        "point score and its bootstrap 95% interval. The rules (own training split only, model selection on a",
+        "validation split, test scored once, overlap with the test texts dropped, no brand_intent sources for",
+        "brand_intent, no brand_intent for complaints) are in `training/benchmarks.py`.",
+        "",
+    ]
+    for protocol, anchor in ANCHORS.items():
+        mine = sorted((r for r in rows if r["protocol"] == protocol), key=lambda r: (r["backend"], r["variant"]))
+        lines += [f"## {anchor['title']}", "", f"Metric: {anchor['metric']}.", ""]
+        if not mine:
+            lines += ["Not run yet.", ""]
+        elif protocol == "brand_intent":
+            lines += _brand_intent_tables(mine)
+        else:
+            lines += [*_headline_table(protocol, mine), ""]
+            for row in mine:
+                if row.get("subset_scores"):
+                    name, summary = next(iter(row["subset_scores"].items()))
+                    lines.append(f"- {row['backend']} `{row['variant']}`, {name}: "
+                                 f"{METRIC_NAMES[row['metric']]} {_score(summary)}")
+            lines.append("")
+        for row in mine:
+            overlap = row["overlap_dropped"]
+            lines += [
+                f"<details><summary>{row['backend']} `{row['variant']}`: how it was run</summary>",
+                "",
+                f"- Command: `{row['command']}`",
+                f"- Settings: {_row_settings(row)}; config `{row['config']}`"
+                + (f", overrides {row['overrides']}" if row["overrides"] else ""),
+                f"- Data: {row['split']}; trained on {row['train_rows']} rows, selected on {row['dev_rows']}, "
+                f"scored on {row['test_rows']} (summed over folds); rows dropped as exact duplicates of test texts: "
+                f"{overlap['train']} train, {overlap['dev']} dev",
+                f"- Licences: {'; '.join(row['licences'])}",
+                f"- Hardware: {row['hardware']}; training {_minutes(row['train_seconds'])}, "
+                f"whole row {_minutes(row['wall_seconds'])}; finished {row['finished_at']} at commit "
+                f"{(row.get('git_commit') or 'unknown')[:10]}",
+            ]
+            if row.get("int8"):
+                lines.append(f"- ONNX int8: {row['int8']}")
+            lines += ["", "</details>", ""]
+    return "\n".join(lines).rstrip() + "\n"

@@ -1,0 +1,212 @@
+"""Benchmark protocol code (training/benchmarks.py, bench/quality*.py) on tiny data written for these tests."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from model.posts import Post
+from model.schema import LabelSchema
+from training.benchmarks import (
+    BRAND_INTENT_SOURCES,
+    PROTOCOLS,
+    ProtocolError,
+    Split,
+    apply_overlap_rule,
+    assign_folds,
+    benchmark_splits,
+    check_training_sources,
+    cross_validation_splits,
+    protocol_config_path,
+    with_header,
+    write_examples,
+)
+from training.config import DatasetSpec, load_config
+from training.datasets import Example, load_dataset
+from training.metrics import summary_scores
+
+SCHEMA = LabelSchema.from_mapping({"complaint": ["no", "yes"]})
+TOPICS = ("parcel", "invoice", "router", "refund", "login", "delivery", "screen", "battery")
+
+
+def example(number: int, label: int, domain: str = "retail", text: str | None = None, file: str = "own.csv") -> Example:
+    text = text or f"note {number}: the {TOPICS[number % len(TOPICS)]} story, take {number}"
+    return Example(post=Post(id=str(number), text=text), labels={"complaint": label}, file=f"/x/{file}", line=number,
+                   extras={"domain": domain})
+
+
+def pool(n: int = 200) -> list[Example]:
+    """n rows: a third complaints, spread over three domains; one domain has no complaints at all."""
+    rows = []
+    for i in range(n):
+        domain = ("retail", "travel", "random")[i % 3]
+        rows.append(example(i, int(domain != "random" and i % 2 == 0), domain))
+    return rows
+
+
+def stratum(e: Example) -> tuple[int, str]:
+    return e.labels["complaint"], e.extras["domain"]
+
+
+# ---- folds --------------------------------------------------------------------------------------------------------
+def test_folds_are_stratified_balanced_and_deterministic() -> None:
+    rows = pool()
+    folds = assign_folds(rows, 10, stratum, lambda e: e.post.id)
+    assert folds == assign_folds(list(rows), 10, stratum, lambda e: e.post.id)
+    assert sorted(Counter(folds).values())[-1] - sorted(Counter(folds).values())[0] <= 1
+    for key in {stratum(e) for e in rows}:
+        per_fold = Counter(f for e, f in zip(rows, folds, strict=True) if stratum(e) == key)
+        counts = [per_fold.get(f, 0) for f in range(10)]
+        assert max(counts) - min(counts) <= 1, (key, counts)
+    # another salt deals the rows differently, still stratified
+    assert folds != assign_folds(rows, 10, stratum, lambda e: e.post.id, salt="other")
+
+
+def test_fold_assignment_refuses_too_few_rows() -> None:
+    with pytest.raises(ValueError, match="cannot fill"):
+        assign_folds(pool(5), 10, stratum, lambda e: e.post.id)
+    with pytest.raises(ValueError, match="at least 2 folds"):
+        assign_folds(pool(), 1, stratum, lambda e: e.post.id)
+
+
+def test_cross_validation_carves_the_dev_part_from_the_training_folds_only() -> None:
+    rows = pool()
+    splits = cross_validation_splits(rows, 5, 0.1, stratum, stratum)
+    assert [s.name for s in splits] == [f"fold{i}" for i in range(5)]
+    tested = Counter(e.post.id for s in splits for e in s.test)
+    assert tested == Counter(e.post.id for e in rows)  # every row is tested exactly once
+    for split in splits:
+        train, dev, test = ({e.post.id for e in part} for part in (split.train, split.dev, split.test))
+        assert not (train & dev) and not (train & test) and not (dev & test)
+        assert len(train | dev | test) == len(rows)
+        # the dev part is ~10% of the training folds, stratum by stratum
+        rest = Counter(stratum(e) for e in split.train + split.dev)
+        carved = Counter(stratum(e) for e in split.dev)
+        assert all(carved[key] == round(count * 0.1) for key, count in rest.items())
+
+
+# ---- metric -------------------------------------------------------------------------------------------------------
+def test_macro_recall_matches_a_hand_computed_example() -> None:
+    # truth: 4 negative, 2 neutral, 4 positive
+    truth = np.array([0, 0, 0, 0, 1, 1, 2, 2, 2, 2])
+    predicted = np.array([0, 0, 0, 1, 1, 2, 2, 2, 0, 1])
+    probs = np.eye(3)[predicted]
+    # recall: negative 3/4, neutral 1/2, positive 2/4 -> (0.75 + 0.5 + 0.5) / 3
+    scores = summary_scores(truth, probs)
+    assert scores["macro_recall"] == pytest.approx((0.75 + 0.5 + 0.5) / 3)
+    assert scores["accuracy"] == pytest.approx(6 / 10)
+    # precision: negative 3/4, neutral 1/3, positive 2/3; F1 = 2tp / (support + predicted) per class
+    assert scores["macro_f1"] == pytest.approx((6 / 8 + 2 / 5 + 4 / 7) / 3)
+
+
+def test_tweeteval_protocol_scores_macro_recall_on_the_official_test_split() -> None:
+    protocol = PROTOCOLS["tweeteval_sentiment"]
+    assert (protocol.metric, protocol.task, protocol.folds) == ("macro_recall", "sentiment", 0)
+    assert protocol.test_file.endswith("test.parquet")
+    assert PROTOCOLS["complaints"].folds == 10 and PROTOCOLS["complaints"].metric == "macro_f1"
+
+
+# ---- rules --------------------------------------------------------------------------------------------------------
+def test_overlap_rule_drops_training_and_dev_rows_identical_to_test_texts() -> None:
+    test = [example(1, 1, text="@shopA where is my parcel, ordered three weeks ago"), example(2, 0)]
+    train = [
+        example(10, 1, text="@shopB Where is my parcel, ordered three weeks ago"),  # same after @user and case
+        example(11, 0, text="a new text about an invoice"),
+        example(12, 0, text=test[1].post.text),
+    ]
+    dev = [example(20, 1, text="@someone WHERE IS MY PARCEL, ordered three weeks ago"), example(21, 0)]
+    split = apply_overlap_rule(Split(name="test", train=train, dev=dev, test=test))
+    assert [e.post.id for e in split.train] == ["11"]
+    assert [e.post.id for e in split.dev] == ["21"]
+    assert split.test == test
+    assert split.overlap == {"train": {"dropped": 2, "by_file": {"own.csv": 2}},
+                             "dev": {"dropped": 1, "by_file": {"own.csv": 1}}}
+
+
+@pytest.mark.parametrize("source", BRAND_INTENT_SOURCES)
+def test_brand_intent_models_must_not_train_on_its_sources(source: str) -> None:
+    allowed = DatasetSpec(path=Path("/data/brand_intent/train.jsonl"))
+    with pytest.raises(ProtocolError, match=source):
+        check_training_sources("brand_intent", [allowed, DatasetSpec(path=Path(f"/data/{source}/file.csv"))])
+    check_training_sources("brand_intent", [allowed, DatasetSpec(path=Path("/project/data/brand_posts/train.jsonl"))])
+
+
+def test_complaints_models_must_not_train_on_brand_intent() -> None:
+    own = DatasetSpec(path=Path("/data/complaints_preotiuc2019/complaints-data.csv"))
+    check_training_sources("complaints", [own])
+    with pytest.raises(ProtocolError, match="must not train on brand_intent"):
+        check_training_sources("complaints", [own, DatasetSpec(path=Path("/data/brand_intent/train.jsonl"))])
+
+
+def test_the_protocol_refuses_a_config_that_breaks_the_source_rule(tmp_path: Path) -> None:
+    forbidden = tmp_path / "twitter_us_airline_sentiment" / "tweets.jsonl"
+    forbidden.parent.mkdir()
+    forbidden.write_text(json.dumps({"id": "1", "text": "a post", "complaint": "yes"}) + "\n")
+    config = tmp_path / "bad.yaml"
+    config.write_text(f"name: bad\nbackend: linear\ntasks: {{complaint: ['no', 'yes']}}\ntrain: ['{forbidden}']\n"
+                      "holdout: {fraction: 0.1}\n")
+    with pytest.raises(ProtocolError):
+        benchmark_splits(PROTOCOLS["brand_intent"], load_config(config), tmp_path, tmp_path / "work")
+
+
+def test_benchmark_configs_follow_the_source_rules() -> None:
+    for protocol in PROTOCOLS.values():
+        config = load_config(protocol_config_path(protocol))
+        check_training_sources(protocol.name, [*config.train, *config.validation])
+        assert config.validation or config.holdout, protocol.name  # model selection never uses the test split
+
+
+# ---- data plumbing ------------------------------------------------------------------------------------------------
+def test_headerless_csv_is_read_with_named_columns_and_written_back_as_plain_jsonl(tmp_path: Path) -> None:
+    raw = tmp_path / "plain.csv"
+    raw.write_text('101,"@shopA my order never came, again",1,retail\n102,lovely weather today,0,random_tweet\n')
+    spec = DatasetSpec(path=raw, columns={"id": "tweet_id"}, values={"complaint": {"0": "no", "1": "yes"}})
+    headed = with_header(spec, ("tweet_id", "text", "complaint", "domain"), tmp_path / "work")
+    dataset = load_dataset(headed, SCHEMA)
+    assert [(e.post.id, e.labels, e.extras) for e in dataset.examples] == [
+        ("101", {"complaint": 1}, {"domain": "retail"}), ("102", {"complaint": 0}, {"domain": "random_tweet"})]
+    plain = write_examples(tmp_path / "out.jsonl", dataset.examples, SCHEMA)
+    again = load_dataset(DatasetSpec(path=plain), SCHEMA)
+    assert [(e.post.text, e.labels, e.extras) for e in again.examples] == [
+        (e.post.text, e.labels, e.extras) for e in dataset.examples]
+    assert [e.post.id for e in again.examples] == ["work/plain.csv:101", "work/plain.csv:102"]
+
+
+def test_report_renders_the_numbers_of_the_json_beside_the_anchors(tmp_path: Path) -> None:
+    from bench.quality import merge
+    from bench.quality_report import render
+
+    summary = {"mean": 0.81234, "std": 0.0219, "n": 10, "folds": [0.8] * 10, "ci": None}
+    row = {
+        "protocol": "complaints", "backend": "linear", "variant": "reference", "task": "complaint",
+        "metric": "macro_f1", "split": "10-fold", "config": "configs/benchmarks/complaints.yaml", "overrides": {},
+        "settings": {"word_ngrams": [1, 2], "char_ngrams": [2, 5], "C": 4.0}, "splits_total": 10, "splits_run": 10,
+        "scores": {"linear": {"tasks": {"complaint": {"macro_f1": summary}}}}, "served": "linear",
+        "best_epochs": [None] * 10, "train_rows": 27720, "dev_rows": 3060, "test_rows": 3449,
+        "overlap_dropped": {"train": 140, "dev": 19}, "licences": ["none stated"], "train_seconds": 60.0,
+        "wall_seconds": 72.0, "hardware": "a test machine", "command": "bench/quality.py --protocol complaints",
+        "finished_at": "2026-11-26T00:00:00+00:00", "git_commit": None,
+    }
+    results = merge(row, tmp_path / "quality.json")
+    assert list(results["rows"]) == ["complaints/linear/reference"]
+    text = render(json.loads((tmp_path / "quality.json").read_text()))
+    assert "**81.2 ± 2.2 (10 folds)**" in text and "| Jin & Aletras 2021 | published | 88.2 |" in text
+    assert "`bench/quality.py --protocol complaints`" in text and "a test machine" in text
+    assert "## TweetEval sentiment" in text and "Not run yet." in text
+
+
+@pytest.mark.shared_data
+def test_complaints_folds_on_the_shared_data(shared_data: Path, tmp_path: Path) -> None:
+    protocol = PROTOCOLS["complaints"]
+    splits = benchmark_splits(protocol, load_config(protocol_config_path(protocol)), shared_data, tmp_path)
+    assert len(splits) == 10 and sum(len(s.test) for s in splits) == 3449
+    sizes = [len(s.test) for s in splits]
+    assert max(sizes) - min(sizes) <= 1
+    complaints = [sum(e.labels["complaint"] for e in s.test) for s in splits]
+    assert sum(complaints) == 1232 and max(complaints) - min(complaints) <= 9  # at most one per (label, domain)
+    for split in splits:
+        assert 0.08 < len(split.dev) / (len(split.train) + len(split.dev)) < 0.11
