@@ -18,7 +18,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 
-from model.policy_rules import Factors, Override, Route, Routing, StrictModel, Tier, Tiers
+from model.policy_rules import Factors, Override, ResponseTargets, Route, Routing, StrictModel, Tier, Tiers
 from model.posts import Post
 from model.schema import TaskSpec, label_name
 from model.validation import describe_validation_error
@@ -71,6 +71,7 @@ class Policy(StrictModel):
     overrides: list[Override] = Field(default_factory=list)
     tiers: Tiers
     routing: Routing
+    sla: ResponseTargets = Field(default_factory=ResponseTargets)
 
     @field_validator("requires", mode="before")
     @classmethod

@@ -129,3 +129,20 @@ class Routing(StrictModel):
     abstain_below: float = Field(ge=0, le=1)
     public_risk: PublicRisk
     by_intent: dict[str, Route]
+
+
+class ResponseTargets(StrictModel):
+    """Service levels: minutes from the post's `created_at` (or its ingestion, when absent) to a first response.
+
+    A tier without a target (null) has no clock; `at_risk_fraction`: an item whose time left is below this share of
+    its target shows as at risk before it is overdue.
+    """
+
+    P1: float | None = Field(default=60, gt=0)
+    P2: float | None = Field(default=240, gt=0)
+    P3: float | None = Field(default=1440, gt=0)
+    P4: float | None = Field(default=None, gt=0)
+    at_risk_fraction: float = Field(default=0.25, ge=0, lt=1)
+
+    def minutes(self, tier: Tier) -> float | None:
+        return getattr(self, tier)

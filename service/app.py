@@ -17,6 +17,8 @@ from fastapi.responses import JSONResponse
 from model import __version__
 from service import api, ops
 from service.batcher import Overloaded
+from service.inbox import api as inbox_api
+from service.inbox import page as inbox_page
 from service.middleware import RequestContextMiddleware
 from service.settings import Settings
 from service.state import ServiceState
@@ -31,6 +33,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await state.open_inbox()
         await state.swap(settings.model)
         if settings.open_mode:
             log.warning("OPEN MODE: no API keys configured (TRIAGE_API_KEYS); every caller may use every endpoint")
@@ -54,7 +57,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.service = state
     app.include_router(api.router)
+    app.include_router(inbox_api.router)
     app.include_router(ops.router)
+    app.include_router(inbox_page.router)
 
     @app.exception_handler(Overloaded)
     async def overloaded(request: Request, err: Overloaded) -> JSONResponse:
@@ -62,7 +67,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return JSONResponse({"detail": f"overloaded: {err}; retry shortly"}, status_code=503,
                             headers={"Retry-After": RETRY_AFTER_SECONDS})
 
-    endpoints = {route.path for router in (api.router, ops.router) for route in router.routes}
+    routers = (api.router, inbox_api.router, ops.router, inbox_page.router)
+    endpoints = {route.path for router in routers for route in router.routes}
     app.add_middleware(RequestContextMiddleware, metrics=state.metrics, max_body_bytes=settings.max_body_bytes,
                        endpoints=endpoints)
     return app

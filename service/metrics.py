@@ -6,6 +6,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 
 LATENCY_BUCKETS = (0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
+RESPONSE_BUCKETS = (60, 300, 900, 1800, 3600, 7200, 14400, 28800, 86400, 259200)  # 1 minute to 3 days
 
 
 class Metrics:
@@ -25,6 +26,11 @@ class Metrics:
         self.model = Info("triage_model", "The model being served", registry=r)
         self.predictions = Counter("triage_predicted_labels", "Predicted labels", ["task", "label"], registry=r)
         self.overloaded = Counter("triage_overloaded", "Requests refused with 503 (queue full)", registry=r)
+        self.inbox_ingested = Counter("triage_inbox_ingested_posts", "Posts sent to the inbox", ["outcome"],
+                                      registry=r)
+        self.inbox_first_response = Histogram(
+            "triage_inbox_first_response_seconds", "From the SLA clock start to the item resolved as responded",
+            ["route", "tier"], buckets=RESPONSE_BUCKETS, registry=r)
 
         self._hits = self._lookups = 0
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -32,4 +34,5 @@ async def _metrics_access(request: Request, key: str | None = Depends(api_key_he
 @router.get("/metrics", summary="Prometheus metrics", dependencies=[Depends(_metrics_access)])
 async def metrics(request: Request) -> Response:
     registry = request.app.state.service.metrics.registry
-    return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+    # Off the event loop: the inbox gauges query the database.
+    return Response(await asyncio.to_thread(generate_latest, registry), media_type=CONTENT_TYPE_LATEST)

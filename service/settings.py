@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, field_validator
+from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 LOCALHOST = "127.0.0.1"
@@ -51,6 +51,12 @@ class Settings(BaseSettings):
     cache_size: int = Field(default=50_000, ge=0, description="model outputs cached by (model version, text)")
     watch_seconds: float = Field(default=5.0, ge=0, description="how often to check `latest` (0: never)")
     log_level: str = Field(default="info")
+    database_url: str = Field(
+        default="sqlite:///var/inbox.sqlite3",
+        validation_alias=AliasChoices("database_url", "TRIAGE_DATABASE_URL", "DATABASE_URL"),
+        description="the triage inbox's database: a SQLAlchemy URL (sqlite:///FILE or postgresql://...); "
+        "also read from DATABASE_URL",
+    )
 
     @field_validator("api_keys", "admin_keys")
     @classmethod

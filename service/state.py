@@ -5,10 +5,13 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 from model.artifact import LATEST, MANIFEST, ArtifactError
 from service.auth import KeyRing
+from service.inbox.db import make_engine, upgrade
+from service.inbox.store import InboxStore, QueueCollector
 from service.metrics import Metrics
 from service.runtime import ModelRuntime, OutputCache, load_runtime
 from service.settings import Settings
@@ -22,6 +25,7 @@ class ServiceState:
     metrics: Metrics = field(default_factory=Metrics)
     runtime: ModelRuntime | None = None
     ready: bool = False
+    inbox: InboxStore | None = None
 
     def __post_init__(self) -> None:
         self.keys = KeyRing(self.settings)
@@ -69,7 +73,21 @@ class ServiceState:
                     refused = version
                     log.error("not swapping to %s (keeping %s): %s", version, self.runtime.version, err)
 
+    async def open_inbox(self) -> None:
+        """Connect to the inbox database and apply pending migrations (off the event loop)."""
+
+        def connect() -> InboxStore:
+            engine = make_engine(self.settings.database_url)
+            upgrade(engine)
+            return InboxStore(engine)
+
+        self.inbox = await asyncio.to_thread(connect)
+        self.metrics.registry.register(QueueCollector(self.inbox, lambda: datetime.now(UTC)))
+        log.info("inbox database: %s", self.inbox.engine.url.render_as_string(hide_password=True))
+
     async def close(self) -> None:
         self.ready = False
         if self.runtime is not None:
             await self.runtime.batcher.stop()
+        if self.inbox is not None:
+            self.inbox.engine.dispose()

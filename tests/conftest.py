@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,8 @@ from training.paths import DEFAULT_SCHEMA, shared_data_dir
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# Apps and servers started by tests keep their inbox in a scratch SQLite file, never in the repository's var/.
+os.environ["TRIAGE_DATABASE_URL"] = f"sqlite:///{tempfile.mkdtemp(prefix='triage-inbox-')}/inbox.sqlite3"
 
 
 @pytest.fixture(scope="session")

@@ -135,7 +135,7 @@ def test_one_hand_computed_example() -> None:
         ("engagement", 4.0, "engagement: 20 retweets, 49 likes, 5 replies"),
         ("sentiment", 1.5, "negative 0.30"),
     ]
-    assert decision.policy == "default@1" == POLICY.id
+    assert decision.policy == "default@2" == POLICY.id
 
 
 def test_priority_is_clamped_and_zero_contributions_are_omitted() -> None:
@@ -383,7 +383,7 @@ def test_reasons_are_sorted_by_weight_with_routing_reasons_last() -> None:
 
 
 def test_packaged_default_holds_the_documented_numbers() -> None:
-    assert POLICY.id == "default@1"
+    assert POLICY.id == "default@2"
     assert POLICY.requires == LABELS
     assert POLICY.supported_languages == ["en"]
     assert POLICY.vip_handles == []

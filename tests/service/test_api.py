@@ -15,7 +15,7 @@ def test_classify(model_dir: Path) -> None:
     assert response.status_code == 200, response.text
     body = response.json()
     assert body["model"]["version"] == versions(model_dir)[-1] and body["model"]["backend"] == "linear"
-    assert body["policy"] == "default@1"
+    assert body["policy"] == "default@2"
     assert [r["id"] for r in body["results"]] == [p["id"] for p in posts(3)]
     first = body["results"][0]
     assert set(first["predictions"]) == TASKS

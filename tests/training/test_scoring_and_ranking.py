@@ -42,7 +42,7 @@ def test_predict_writes_labels_probabilities_and_decisions(linear_model: Path, t
     first = records[0]
     assert set(first["predictions"]) == {"intent", "sentiment", "needs_response", "urgency"}
     assert sum(first["predictions"]["intent"]["probabilities"].values()) == pytest.approx(1)
-    assert first["decision"]["tier"] in {"P1", "P2", "P3", "P4"} and first["decision"]["policy"] == "default@1"
+    assert first["decision"]["tier"] in {"P1", "P2", "P3", "P4"} and first["decision"]["policy"] == "default@2"
     assert first["post"]["author"]["followers"] == 1000  # copy 9 of the factory: 10 ** (9 % 6)
 
 
@@ -91,9 +91,9 @@ def test_rescore_applies_another_policy_without_the_model(linear_model: Path, tm
     before = [json.loads(line) for line in scored.read_text().splitlines()]
     after = [json.loads(line) for line in out.read_text().splitlines()]
     assert after[0]["predictions"] == before[0]["predictions"]
-    assert after[0]["decision"]["policy"] == "default@1-vip"
+    assert after[0]["decision"]["policy"] == "default@2-vip"
     assert any(r["text"] == "VIP: @bigfan" for r in after[0]["decision"]["reasons"])
-    assert after[1]["decision"] == before[1]["decision"] | {"policy": "default@1-vip"}
+    assert after[1]["decision"] == before[1]["decision"] | {"policy": "default@2-vip"}
 
 
 def test_rescore_names_the_bad_line(tmp_path: Path) -> None:
@@ -134,5 +134,5 @@ def test_predict_refuses_a_model_without_the_policys_tasks(tmp_path: Path) -> No
     result = triage_train("predict", "--model", tmp_path / "m" / "complaints", "--input", tmp_path / "train.jsonl",
                           "--output", tmp_path / "o.jsonl")
     assert result.exit_code == 2
-    assert "policy default@1: the policy needs task 'intent'" in result.output
+    assert "policy default@2: the policy needs task 'intent'" in result.output
     assert "the model has tasks ['complaint']" in result.output
