@@ -10,7 +10,7 @@ DEFAULT_MODEL := $(MODELS)/triage-default
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: test run install lint model clean
+.PHONY: test run install lint services model clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -26,7 +26,16 @@ install: $(STAMP)
 lint: install
 	$(BIN)/ruff check .
 
-test: lint
+# What the tests need from the machine: Debian's chromium (the inbox page test) and the local PostgreSQL server
+# (the inbox tests run on SQLite and PostgreSQL). Installed or started only when missing.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+services:
+	@command -v chromium >/dev/null || { $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+		$(SUDO) apt-get install -y -qq --no-install-recommends chromium >/dev/null; }
+	@pg_isready -q -h 127.0.0.1 -p 5432 || $(SUDO) pg_ctlcluster --skip-systemctl-redirect \
+		$$(ls /etc/postgresql) main start
+
+test: lint services
 	$(BIN)/pytest
 
 # Builds the default model when it is missing (transformer on data/ only, a few minutes on 2 cores), then adds

@@ -71,7 +71,8 @@ class Texts:
         return text
 
 
-async def drive(url: str, concurrency: int, size: int, seconds: float, texts: Texts) -> dict:
+async def drive(url: str, concurrency: int, size: int, seconds: float, texts: Texts, path: str = "/v1/classify",
+                id_prefix: str = "") -> dict:
     latencies: list[float] = []
     posts = errors = 0
     ids = itertools.count()
@@ -82,10 +83,10 @@ async def drive(url: str, concurrency: int, size: int, seconds: float, texts: Te
         async def worker() -> None:
             nonlocal posts, errors
             while time.perf_counter() < deadline:
-                body = {"posts": [{"id": str(next(ids)), "text": texts.next()} for _ in range(size)]}
+                body = {"posts": [{"id": f"{id_prefix}{next(ids)}", "text": texts.next()} for _ in range(size)]}
                 started = time.perf_counter()
-                response = await client.post("/v1/classify", json=body)
-                if response.status_code == 200:
+                response = await client.post(path, json=body)
+                if response.is_success:
                     latencies.append(time.perf_counter() - started)
                     posts += size
                 else:
