@@ -115,6 +115,59 @@ def fit(
 
 @app.command()
 @_friendly_errors
+def distill(
+    config: Annotated[Path, typer.Option(help="YAML distillation config", exists=True, dir_okay=False)],
+    teacher: Annotated[Path | None, typer.Option(help="teacher model: version or NAME directory (else the config's)")]
+    = None,
+    output: Annotated[Path, typer.Option(help="artifact root: writes ROOT/NAME/VERSION and ROOT/NAME/latest")] = Path(
+        "models"
+    ),
+    name: Annotated[str | None, typer.Option(help="student model name (the NAME directory)")] = None,
+    keep_layers: Annotated[
+        str | None, typer.Option(help="teacher layers the student keeps, comma-separated (default every other)")
+    ] = None,
+    epochs: Annotated[int | None, typer.Option()] = None,
+    set_: Annotated[
+        list[str] | None, typer.Option("--set", help="any config field, e.g. distill.temperature=3 (repeatable)")
+    ] = None,
+    resume: Annotated[Path | None, typer.Option(help="run directory of an interrupted distillation to resume")] = None,
+    keep_checkpoints: Annotated[bool, typer.Option(help="keep the run's checkpoints after publishing")] = False,
+) -> None:
+    """Distil a teacher model into a smaller student (fewer encoder layers) and publish it as a normal artifact."""
+    from training.config import DistillConfig
+
+    overrides: dict[str, Any] = dict(parse_override(item) for item in set_ or [])
+    layers = None
+    if keep_layers is not None:
+        try:
+            layers = [int(part) for part in keep_layers.split(",") if part.strip()]
+        except ValueError as err:
+            raise ConfigError(f"--keep-layers expects comma-separated integers, got {keep_layers!r}") from err
+    flags = {"teacher": str(teacher) if teacher else None, "name": name, "distill.keep_layers": layers,
+             "transformer.epochs": epochs}
+    overrides.update({k: v for k, v in flags.items() if v is not None})
+    resolved = load_config(config, overrides, kind=DistillConfig)
+
+    from training.distill import run_distill
+
+    _quiet_hugging_face()
+    try:
+        target = run_distill(resolved, output, resume=resume, keep_checkpoints=keep_checkpoints, log=_log)
+    except KeyboardInterrupt:
+        _log("interrupted: resume from the last finished epoch with --resume RUN_DIR (printed above)")
+        raise typer.Exit(code=130) from None
+    if target is not None:
+        manifest = json.loads((target / "manifest.json").read_text())
+        mean = manifest.get("metrics", {}).get("mean_macro_f1")
+        teacher_mean = manifest["distillation"]["teacher"].get("validation_mean_macro_f1")
+        _log(f"published {target}" + (f" (validation mean macro-F1 {mean:.4f}" if mean is not None else "") +
+             (f"; teacher {teacher_mean:.4f})" if mean is not None and teacher_mean is not None else
+              ")" if mean is not None else ""))
+        print(target)
+
+
+@app.command()
+@_friendly_errors
 def evaluate(
     model: Annotated[Path, typer.Option(help="version directory, or NAME directory (its latest version)")],
     data: Annotated[list[Path], typer.Option(help="labelled JSONL/CSV/Parquet file (repeatable)")],

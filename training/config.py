@@ -127,6 +127,47 @@ class TrainConfig(_Strict):
         return {**self.columns, **dataset.columns}
 
 
+class UnlabelledSpec(DatasetSpec):
+    """A file of texts without labels (JSONL, CSV or Parquet; any label columns are ignored)."""
+
+    max_rows: int | None = Field(default=None, ge=1, description="use the first N rows left after the overlap rule")
+
+
+class DistillParams(_Strict):
+    keep_layers: list[int] | None = Field(
+        default=None, description="teacher encoder layers the student keeps; default every other: 0, 2, 4, ..."
+    )
+    temperature: float = Field(default=2.0, gt=0, description="softens teacher and student distributions")
+    alpha: float = Field(default=0.5, ge=0, le=1, description="weight of the soft (teacher) loss; 1 - alpha: labels")
+
+    @model_validator(mode="after")
+    def _increasing_layers(self) -> DistillParams:
+        layers = self.keep_layers
+        if layers is not None and (not layers or min(layers) < 0 or layers != sorted(set(layers))):
+            raise ValueError(f"keep_layers must be distinct, increasing layer indices >= 0, got {layers}")
+        return self
+
+
+class DistillConfig(TrainConfig):
+    """`triage-train distill`: a fit config plus the teacher, unlabelled texts and the student's shape."""
+
+    teacher: str | None = Field(default=None, description="teacher artifact (version or NAME dir); --teacher wins")
+    unlabelled: list[UnlabelledSpec] = Field(default_factory=list)
+    exclude: list[DatasetSpec] = Field(
+        default_factory=list, description="more evaluation files whose texts must stay out of the unlabelled data"
+    )
+    distill: DistillParams = Field(default_factory=DistillParams)
+
+    @model_validator(mode="after")
+    def _transformer_only(self) -> DistillConfig:
+        if self.backend != "transformer":
+            raise ValueError("distillation trains a transformer student: backend must be 'transformer'")
+        return self
+
+
+DATASET_LISTS = ("train", "validation", "unlabelled", "exclude")  # config keys that list files
+
+
 def _expand(value: str) -> str:
     value = value.replace("${TRIAGE_SHARED_DATA}", str(shared_data_dir()))
     return os.path.expandvars(value)
@@ -139,9 +180,10 @@ def _resolve(path: str, base: Path) -> str:
 
 def _resolve_paths(raw: dict[str, Any], base: Path) -> None:
     """Make every path in the raw config absolute, relative to `base`."""
-    if isinstance(raw.get("schema"), str):
-        raw["schema"] = _resolve(raw["schema"], base)
-    for split in ("train", "validation"):
+    for key in ("schema", "teacher"):
+        if isinstance(raw.get(key), str):
+            raw[key] = _resolve(raw[key], base)
+    for split in DATASET_LISTS:
         datasets = raw.get(split) or []
         if not isinstance(datasets, list):
             continue
@@ -179,8 +221,12 @@ def load_config(
     path: str | Path,
     overrides: dict[str, Any] | None = None,
     cli_base: Path | None = None,
+    kind: type[TrainConfig] = TrainConfig,
 ) -> TrainConfig:
-    """Read a YAML config and apply overrides (dotted keys; paths in them are relative to `cli_base`, the CWD)."""
+    """Read a YAML config and apply overrides (dotted keys; paths in them are relative to `cli_base`, the CWD).
+
+    `kind` is the model to validate against: TrainConfig for fit, DistillConfig for distill.
+    """
     path = Path(path)
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
@@ -196,12 +242,12 @@ def load_config(
         _resolve_paths(cli_raw, cli_base or Path.cwd())
         for key in overrides:
             top = key.split(".")[0]
-            if top in ("train", "validation", "schema"):
+            if top in (*DATASET_LISTS, "schema"):
                 raw[top] = cli_raw[top]
             else:
                 _set_dotted(raw, key, _get_dotted(cli_raw, key))
     try:
-        return TrainConfig.model_validate(raw)
+        return kind.model_validate(raw)
     except ValidationError as err:
         raise ConfigError(describe_validation_error(str(path), "config", err)) from err
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,15 @@ from model.schema import LabelSchema
 from model.text import NORMALISATION_VERSION
 from training.calibration import fit_temperature
 from training.config import ConfigError, TrainConfig
-from training.datasets import Example, check_trainable, drop_overlap, label_arrays, load_datasets
+from training.datasets import (
+    Dataset,
+    Example,
+    OverlapReport,
+    check_trainable,
+    drop_overlap,
+    label_arrays,
+    load_datasets,
+)
 from training.evaluation import build_report, mean_macro_f1
 from training.provenance import git_commit, package_versions
 from training.report import write_report
@@ -102,16 +111,31 @@ def _calibrate_and_report(
     return manifest.model_copy(update={"calibration": temperatures, "metrics": metrics})
 
 
-def run_fit(
-    config: TrainConfig,
-    output_root: Path,
-    resume: Path | None = None,
-    keep_checkpoints: bool = False,
-    log: Callable[[str], None] = print,
-) -> Path | None:
-    """Train, calibrate, evaluate and publish ROOT/NAME/VERSION. Returns the version directory
-    (None on the non-main processes of a multi-GPU run)."""
-    schema = config.label_schema()
+@dataclass
+class TrainingData:
+    """The rows a run trains and validates on, and what was dropped on the way (recorded in the manifest)."""
+
+    train_sets: list[Dataset]
+    validation_sets: list[Dataset]
+    train: list[Example]
+    validation: list[Example]
+    overlap: OverlapReport
+    unlabelled_skipped: int
+
+    def manifest_section(self, config: TrainConfig, schema: LabelSchema) -> dict[str, Any]:
+        return {
+            "train": [d.fingerprint(schema) for d in self.train_sets],
+            "validation": [d.fingerprint(schema) for d in self.validation_sets],
+            "holdout": config.holdout.model_dump() | {"rows": len(self.validation)} if config.holdout else None,
+            "overlap_removed": self.overlap.as_dict(),
+            "unlabelled_rows_skipped": self.unlabelled_skipped,
+            "train_rows_used": len(self.train),
+        }
+
+
+def load_training_data(config: TrainConfig, schema: LabelSchema, log: Callable[[str], None]) -> TrainingData:
+    """Training and validation rows: holdout carved, validation texts dropped from training, rows without labels
+    skipped, and every task checked to be trainable."""
     train_sets = load_datasets(config.train, schema, config.columns)
     validation_sets = load_datasets(config.validation, schema, config.columns)
     validation = [e for d in validation_sets for e in d.examples]
@@ -127,33 +151,31 @@ def run_fit(
     check_trainable(schema, train)
     if not validation:
         log("no validation data: no early stopping, no calibration, no validation metrics")
+    return TrainingData(train_sets, validation_sets, train, validation, overlap, unlabelled)
 
-    name_dir = output_root / config.name
-    version, run_dir = _prepare_run(config, name_dir, resume)
-    log(f"training {config.backend} model {config.name} version {version} on {len(train)} rows "
-        f"(validation {len(validation)}); run directory {run_dir} (resume with --resume {run_dir})")
+
+def fresh_staging(name_dir: Path, version: str) -> Path:
+    """An empty staging directory for the version being built."""
     staging = name_dir / f".staging-{version}"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    return staging
 
-    def fresh_staging() -> Path:
-        shutil.rmtree(staging, ignore_errors=True)
-        staging.mkdir(parents=True)
-        return staging
 
-    details: dict[str, Any] = {"encoder": None, "max_length": None}
-    if config.backend == "linear":
-        from training.linear import train_linear
+def publish_artifact(
+    staging: Path,
+    config: TrainConfig,
+    schema: LabelSchema,
+    version: str,
+    data: TrainingData,
+    details: dict[str, Any],
+    run_dir: Path,
+    keep_checkpoints: bool,
+) -> Path:
+    """Write the manifest, calibrate and report on validation, publish ROOT/NAME/VERSION, clean the run up.
 
-        details.update(train_linear(config, schema, train, fresh_staging()))
-    else:
-        from training.transformer import TransformerTrainer
-
-        trainer = TransformerTrainer(config, schema, run_dir)
-        training = trainer.fit(train, validation, resume=resume is not None)
-        if not trainer.accelerator.is_main_process:
-            return None
-        trainer.save_best(fresh_staging())
-        details.update(encoder=trainer.encoder_details(), max_length=config.transformer.max_length, training=training)
-
+    `details` holds the backend's manifest fields (encoder, max_length, training, and any extra sections).
+    """
     manifest = Manifest(
         format_version=FORMAT_VERSION,
         name=config.name,
@@ -164,23 +186,53 @@ def run_fit(
         normalisation_version=NORMALISATION_VERSION,
         seed=config.seed,
         config=config.model_dump(mode="json", by_alias=True),
-        data={
-            "train": [d.fingerprint(schema) for d in train_sets],
-            "validation": [d.fingerprint(schema) for d in validation_sets],
-            "holdout": config.holdout.model_dump() | {"rows": len(validation)} if config.holdout else None,
-            "overlap_removed": overlap.as_dict(),
-            "unlabelled_rows_skipped": unlabelled,
-            "train_rows_used": len(train),
-        },
+        data=data.manifest_section(config, schema),
         packages=package_versions(),
         git_commit=git_commit(),
         **details,
     )
     manifest = write_manifest(staging, manifest)
-    if validation:
-        manifest = _calibrate_and_report(staging, manifest, schema, validation, config.calibrate)
+    if data.validation:
+        manifest = _calibrate_and_report(staging, manifest, schema, data.validation, config.calibrate)
         write_manifest(staging, manifest)
-    target = publish(staging, name_dir, version)
+    target = publish(staging, staging.parent, version)
     if not keep_checkpoints:
         shutil.rmtree(run_dir, ignore_errors=True)
     return target
+
+
+def run_fit(
+    config: TrainConfig,
+    output_root: Path,
+    resume: Path | None = None,
+    keep_checkpoints: bool = False,
+    log: Callable[[str], None] = print,
+) -> Path | None:
+    """Train, calibrate, evaluate and publish ROOT/NAME/VERSION. Returns the version directory
+    (None on the non-main processes of a multi-GPU run)."""
+    schema = config.label_schema()
+    data = load_training_data(config, schema, log)
+    train, validation = data.train, data.validation
+
+    name_dir = output_root / config.name
+    version, run_dir = _prepare_run(config, name_dir, resume)
+    log(f"training {config.backend} model {config.name} version {version} on {len(train)} rows "
+        f"(validation {len(validation)}); run directory {run_dir} (resume with --resume {run_dir})")
+
+    details: dict[str, Any] = {"encoder": None, "max_length": None}
+    if config.backend == "linear":
+        from training.linear import train_linear
+
+        staging = fresh_staging(name_dir, version)
+        details.update(train_linear(config, schema, train, staging))
+    else:
+        from training.transformer import TransformerTrainer
+
+        trainer = TransformerTrainer(config, schema, run_dir)
+        training = trainer.fit(train, validation, resume=resume is not None)
+        if not trainer.accelerator.is_main_process:
+            return None
+        staging = fresh_staging(name_dir, version)
+        trainer.save_best(staging)
+        details.update(encoder=trainer.encoder_details(), max_length=config.transformer.max_length, training=training)
+    return publish_artifact(staging, config, schema, version, data, details, run_dir, keep_checkpoints)

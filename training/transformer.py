@@ -65,6 +65,30 @@ def balanced_class_weights(labels: np.ndarray, n_labels: int) -> torch.Tensor:
     return torch.tensor(np.minimum(weights, MAX_CLASS_WEIGHT), dtype=torch.float32)
 
 
+def multitask_cross_entropy(
+    logits: dict[str, torch.Tensor],
+    labels: dict[str, torch.Tensor],
+    class_weights: dict[str, torch.Tensor | None] | None = None,
+    task_weights: dict[str, float] | None = None,
+    device: torch.device | str | None = None,
+) -> torch.Tensor:
+    """Sum of per-task cross-entropies over the rows that label each task (weighted per task).
+
+    Rows whose label is IGNORE_INDEX do not count; a task no row of the batch labels adds zero.
+    """
+    total = torch.zeros((), device=device)
+    for task, task_logits in logits.items():
+        targets = labels[task]
+        if not bool((targets != IGNORE_INDEX).any()):
+            total = total + 0.0 * task_logits.sum()  # keeps every head in the graph (multi-GPU needs it)
+            continue
+        weight = (class_weights or {}).get(task)
+        loss = F.cross_entropy(task_logits, targets, ignore_index=IGNORE_INDEX,
+                               weight=weight.to(task_logits.device) if weight is not None else None)
+        total = total + (task_weights or {}).get(task, 1.0) * loss
+    return total
+
+
 @dataclass
 class TrainState:
     """Progress that a resumed run needs besides the accelerator's own state."""
@@ -97,10 +121,7 @@ class TransformerTrainer:
     # ---- set-up -------------------------------------------------------------------------------------------------
     def _build(self, train: list[Example]) -> None:
         set_seed(self.config.seed)
-        self.tokenizer = AutoTokenizer.from_pretrained(self.encoder_path)
-        encoder = AutoModel.from_pretrained(self.encoder_path)
-        label_counts = {t.name: len(t.labels) for t in self.schema.tasks}
-        self.network = MultiTaskModel(encoder, label_counts, self.params.pooling, self.params.dropout)
+        self.tokenizer, self.network = self._network()
         self.train_rows = encode(self.tokenizer, train, self.schema, self.params.max_length)
         self.class_weights = {
             t.name: balanced_class_weights(self.train_rows.labels[t.name], len(t.labels)) if self.params.class_weights
@@ -123,6 +144,13 @@ class TransformerTrainer:
         self.model, self.optimizer, self.loader, self.scheduler = self.accelerator.prepare(
             self.network, optimizer, loader, scheduler
         )
+
+    def _network(self) -> tuple[Any, MultiTaskModel]:
+        """The tokenizer and the network to train: the configured encoder with freshly initialised heads."""
+        tokenizer = AutoTokenizer.from_pretrained(self.encoder_path)
+        encoder = AutoModel.from_pretrained(self.encoder_path)
+        label_counts = {t.name: len(t.labels) for t in self.schema.tasks}
+        return tokenizer, MultiTaskModel(encoder, label_counts, self.params.pooling, self.params.dropout)
 
     def _parameter_groups(self) -> list[dict[str, Any]]:
         head_lr = self.params.head_learning_rate or self.params.learning_rate
@@ -189,7 +217,7 @@ class TransformerTrainer:
     def _train_step(self, batch: dict[str, Any]) -> float:
         with self.accelerator.accumulate(self.model):
             logits = self.model(batch["input_ids"], batch["attention_mask"])
-            loss = self._loss(logits, batch["labels"])
+            loss = self._batch_loss(logits, batch)
             self.accelerator.backward(loss)
             if self.accelerator.sync_gradients:
                 self.accelerator.clip_grad_norm_(self.model.parameters(), self.params.max_grad_norm)
@@ -198,19 +226,13 @@ class TransformerTrainer:
             self.optimizer.zero_grad()
         return float(loss.detach())
 
+    def _batch_loss(self, logits: dict[str, torch.Tensor], batch: dict[str, Any]) -> torch.Tensor:
+        """The loss of one batch (a subclass may use more of the batch than its labels)."""
+        return self._loss(logits, batch["labels"])
+
     def _loss(self, logits: dict[str, torch.Tensor], labels: dict[str, torch.Tensor]) -> torch.Tensor:
-        """Sum of per-task cross-entropies over the rows that label each task (weighted per task)."""
-        total = torch.zeros((), device=self.accelerator.device)
-        for task, task_logits in logits.items():
-            targets = labels[task]
-            if not bool((targets != IGNORE_INDEX).any()):
-                total = total + 0.0 * task_logits.sum()  # keeps every head in the graph (multi-GPU needs it)
-                continue
-            weight = self.class_weights[task]
-            loss = F.cross_entropy(task_logits, targets, ignore_index=IGNORE_INDEX,
-                                   weight=weight.to(task_logits.device) if weight is not None else None)
-            total = total + self.params.task_weights.get(task, 1.0) * loss
-        return total
+        return multitask_cross_entropy(logits, labels, self.class_weights, self.params.task_weights,
+                                       device=self.accelerator.device)
 
     @torch.inference_mode()
     def _validate(self) -> dict[str, float]:
