@@ -65,6 +65,12 @@ def _minutes(seconds: float) -> str:
     return f"{minutes} min {rest} s" if minutes else f"{rest} s"
 
 
+def _rows(row: dict[str, Any]) -> str:
+    if row["splits_run"] > 1:
+        return f"{row['train_rows'] / row['splits_run']:,.0f} rows per fold"
+    return f"{row['train_rows']:,} rows"
+
+
 def _row_settings(row: dict[str, Any]) -> str:
     parts = [f"{row['splits_run']} of {row['splits_total']} folds" if row["splits_total"] > 1 else None]
     if row["backend"] == "transformer":
@@ -79,14 +85,14 @@ def _row_settings(row: dict[str, Any]) -> str:
 
 def _headline_table(protocol: str, rows: list[dict[str, Any]]) -> list[str]:
     anchor = ANCHORS[protocol]
-    lines = ["| system | backend | score | trained on | wall time |", "|---|---|---|---|---|"]
+    lines = ["| system | backend | score | trained on (ours) / source | wall time |", "|---|---|---|---|---|"]
     for row in rows:
         for backend, summary in row["scores"].items():
             served = " (served)" if backend == row.get("served") else ""
             value = summary["tasks"][row["task"]][row["metric"]]
             lines.append(
                 f"| ours: {row['backend']} `{row['variant']}` | {BACKEND_NAMES.get(backend, backend)}{served} | "
-                f"**{_score(value)}** | {row['train_rows']} rows | {_minutes(row['wall_seconds'])} |"
+                f"**{_score(value)}** | {_rows(row)} | {_minutes(row['wall_seconds'])} |"
             )
     for system, score, citation in anchor["results"]:
         lines.append(f"| {system} | published | {score:.1f} | {citation} | |")
@@ -97,7 +103,7 @@ def _brand_intent_tables(rows: list[dict[str, Any]]) -> list[str]:
     lines: list[str] = []
     for row in rows:
         tasks = list(next(iter(row["scores"].values()))["tasks"])
-        lines += [f"**{row['backend']} `{row['variant']}`** ({row['train_rows']} training rows, "
+        lines += [f"**{row['backend']} `{row['variant']}`** ({_rows(row)} of training data, "
                   f"{_minutes(row['wall_seconds'])}): macro-F1 per task", "",
                   "| backend | " + " | ".join(tasks) + " |", "|---|" + "---|" * len(tasks)]
         for backend, summary in row["scores"].items():
@@ -152,7 +158,8 @@ def render(results: dict[str, Any]) -> str:
                 f"- Settings: {_row_settings(row)}; config `{row['config']}`"
                 + (f", overrides {row['overrides']}" if row["overrides"] else ""),
                 f"- Data: {row['split']}; trained on {row['train_rows']} rows, selected on {row['dev_rows']}, "
-                f"scored on {row['test_rows']} (summed over folds); rows dropped as exact duplicates of test texts: "
+                f"scored on {row['test_rows']}{' (summed over folds)' if row['splits_run'] > 1 else ''}; "
+                "rows dropped as exact duplicates of test texts: "
                 f"{overlap['train']} train, {overlap['dev']} dev",
                 f"- Licences: {'; '.join(row['licences'])}",
                 f"- Hardware: {row['hardware']}; training {_minutes(row['train_seconds'])}, "
