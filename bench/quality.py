@@ -323,11 +323,14 @@ def main(argv: list[str] | None = None) -> None:
     overrides: dict[str, Any] = dict(parse_override(item) for item in args.set or [])
     if args.epochs is not None:
         overrides["transformer.epochs"] = args.epochs
-    variant = args.variant or ("reference" if not overrides and args.folds is None else ",".join(
-        [f"{k.removeprefix('transformer.').removeprefix('linear.')}={v}" for k, v in sorted(overrides.items())]
-        + ([f"folds={args.folds}"] if args.folds is not None else [])))
+    # The work directory depends on the settings only, so a run limited with --folds reuses (and extends) the folds
+    # that a longer run with the same settings has finished.
+    settings = args.variant or ",".join(
+        f"{k.removeprefix('transformer.').removeprefix('linear.')}={v}" for k, v in sorted(overrides.items())
+    ) or "reference"
+    variant = settings if args.variant or args.folds is None else f"{settings},folds={args.folds}"
     config = load_config(protocol_config_path(protocol), overrides | {"backend": args.backend})
-    workdir = RUNS / protocol.name / args.backend / variant.replace("/", "_")
+    workdir = RUNS / protocol.name / args.backend / settings.replace("/", "_")
     workdir.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     log(f"{protocol.name} / {args.backend} / {variant}: preparing splits (work in {workdir})")

@@ -210,3 +210,13 @@ def test_complaints_folds_on_the_shared_data(shared_data: Path, tmp_path: Path) 
     assert sum(complaints) == 1232 and max(complaints) - min(complaints) <= 9  # at most one per (label, domain)
     for split in splits:
         assert 0.08 < len(split.dev) / (len(split.train) + len(split.dev)) < 0.11
+
+
+def test_each_row_records_the_command_that_reproduces_it() -> None:
+    from bench.quality import command, parse_args
+
+    argv = ["--protocol", "complaints", "--backend", "transformer", "--epochs", "2", "--folds", "3",
+            "--set", "transformer.learning_rate=4e-5"]
+    assert command(parse_args(argv)) == ".venv/bin/python bench/quality.py " + " ".join(argv)
+    with pytest.raises(SystemExit):
+        parse_args(["--protocol", "complaints"])  # a backend is required
