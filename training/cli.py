@@ -160,9 +160,10 @@ def distill(
         manifest = json.loads((target / "manifest.json").read_text())
         mean = manifest.get("metrics", {}).get("mean_macro_f1")
         teacher_mean = manifest["distillation"]["teacher"].get("validation_mean_macro_f1")
-        _log(f"published {target}" + (f" (validation mean macro-F1 {mean:.4f}" if mean is not None else "") +
-             (f"; teacher {teacher_mean:.4f})" if mean is not None and teacher_mean is not None else
-              ")" if mean is not None else ""))
+        scores = [f"validation mean macro-F1 {mean:.4f}"] if mean is not None else []
+        if mean is not None and teacher_mean is not None:
+            scores.append(f"teacher {teacher_mean:.4f}")
+        _log(f"published {target}" + (f" ({'; '.join(scores)})" if scores else ""))
         print(target)
 
 

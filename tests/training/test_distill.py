@@ -291,3 +291,40 @@ def test_the_shipped_config_is_valid(monkeypatch: pytest.MonkeyPatch) -> None:
     assert str(config.unlabelled[0].path).startswith("/shared/data/tweeteval/")
     assert config.validation[0].path == root / "data" / "brand_posts" / "validation.jsonl"
     assert yaml.safe_load((root / "configs" / "distill.yaml").read_text())["name"] == "triage-default-student"
+
+
+def test_an_interrupted_distillation_resumes_to_the_same_student(
+    data: dict[str, Path], teacher: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from training.distill import TEACHER_LOGITS_FILE, DistillTrainer
+
+    config = load_config(distill_config(tmp_path / "c.yaml", data), {
+        "teacher": str(teacher), "transformer.epochs": 3, "transformer.early_stopping_patience": None,
+        "distill.keep_layers": [1, 3]}, kind=DistillConfig)
+    uninterrupted = run_distill(config, tmp_path / "a", log=lambda _: None)
+
+    real_step = DistillTrainer._train_step
+    steps = {"epoch 2": 0}
+
+    def crash_mid_epoch_two(self, batch):
+        if self.sampler.epoch == 2:
+            steps["epoch 2"] += 1
+            if steps["epoch 2"] == 3:
+                raise KeyboardInterrupt
+        return real_step(self, batch)
+
+    monkeypatch.setattr(DistillTrainer, "_train_step", crash_mid_epoch_two)
+    with pytest.raises(KeyboardInterrupt):
+        run_distill(config, tmp_path / "b", log=lambda _: None)
+    monkeypatch.setattr(DistillTrainer, "_train_step", real_step)
+    (run_dir,) = (tmp_path / "b" / "tiny-student" / ".runs").iterdir()
+    assert (run_dir / TEACHER_LOGITS_FILE).is_file()
+
+    logged: list[str] = []
+    resumed = run_distill(config, tmp_path / "b", resume=run_dir, log=logged.append)
+    assert any(line.startswith("teacher logits read from") for line in logged)
+    for name in ("heads.safetensors", "encoder/model.safetensors"):
+        expected, actual = load_file(str(uninterrupted / name)), load_file(str(resumed / name))
+        for key in expected:
+            np.testing.assert_allclose(actual[key], expected[key], rtol=0, atol=1e-6, err_msg=key)
+    assert manifest_of(resumed)["training"]["history"] == manifest_of(uninterrupted)["training"]["history"]
