@@ -9,8 +9,10 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
+from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import StreamingResponse
+from pydantic import StringConstraints
 from sqlalchemy.exc import IntegrityError
 
 from model.policy_rules import Route, Tier
@@ -34,6 +36,9 @@ from service.state import ServiceState
 
 router = APIRouter(prefix="/v1", tags=["inbox"])
 INGEST_ATTEMPTS = 3
+NO_NUL = r"^[^\x00]*$"  # PostgreSQL text cannot hold NUL characters
+Label = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=NO_NUL)]
+ItemId = Annotated[str, PathParam(min_length=1, max_length=256, pattern=NO_NUL, description="the post id")]
 RESCORE_CHUNK = 256
 
 
@@ -64,6 +69,7 @@ async def ingest(body: IngestRequest, request: Request, response: Response,
     inbox = _inbox(state)
     posts = body.posts
     check_limits(posts, state)
+    _refuse_nul_characters(posts)
     wanted = {post.id: fingerprint(post) for post in posts}
     for attempt in range(INGEST_ATTEMPTS):
         stored = await asyncio.to_thread(inbox.fingerprints, list(wanted))
@@ -91,6 +97,19 @@ async def ingest(body: IngestRequest, request: Request, response: Response,
             "items": [item_view(everything[post.id], now) for post in posts]}
 
 
+def _refuse_nul_characters(posts: list[Post]) -> None:
+    """PostgreSQL text cannot hold NUL characters, and no real post has one: refuse them on every database alike."""
+    problems = []
+    for index, post in enumerate(posts):
+        fields = {("id",): post.id, ("text",): post.text, ("brand",): post.brand, ("lang",): post.lang,
+                  ("author", "handle"): post.author.handle}
+        problems += [{"type": "string_pattern_mismatch", "loc": ("body", "posts", index, *where), "input": None,
+                      "msg": "contains a NUL character (\\u0000)"}
+                     for where, value in fields.items() if value and "\x00" in value]
+    if problems:
+        raise RequestValidationError(problems)
+
+
 def _refuse_conflicts(posts: list[Post], wanted: dict[str, str], stored: dict[str, str]) -> None:
     problems = [
         {"type": "conflict", "loc": ["body", "posts", index, "id"], "input": post.id,
@@ -107,7 +126,7 @@ async def queue(
     _: Annotated[str, Depends(require_client)],
     route: Annotated[list[Route] | None, Query(description="a team's queue (repeat for several)")] = None,
     tier: Annotated[list[Tier] | None, Query()] = None,
-    intent: Annotated[list[str] | None, Query(max_length=64)] = None,
+    intent: Annotated[list[Label] | None, Query(max_length=20)] = None,
     needs_response: bool | None = None,
     sla: Annotated[list[SlaState] | None, Query(description="overdue, at_risk, on_track, none")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
@@ -148,7 +167,7 @@ async def export(request: Request, _: str = Depends(require_client)) -> Streamin
 
 
 @router.get("/inbox/{item_id}", response_model=InboxItem, summary="One item, open or resolved")
-async def get_item(item_id: str, request: Request, _: str = Depends(require_client)) -> dict[str, Any]:
+async def get_item(item_id: ItemId, request: Request, _: str = Depends(require_client)) -> dict[str, Any]:
     inbox = _inbox(service_state(request))
     try:
         item = await asyncio.to_thread(inbox.get, item_id)
@@ -160,7 +179,7 @@ async def get_item(item_id: str, request: Request, _: str = Depends(require_clie
 @router.post("/inbox/{item_id}/resolve", response_model=InboxItem, summary="Close an item",
              responses={404: {"description": "no such item"},
                         409: {"description": "already resolved with another action"}})
-async def resolve(item_id: str, body: ResolveRequest, request: Request,
+async def resolve(item_id: ItemId, body: ResolveRequest, request: Request,
                   actor: str = Depends(require_client)) -> dict[str, Any]:
     """Records the action, the caller's key name as actor, and the time. Repeating the same action is harmless."""
     state = service_state(request)
@@ -180,7 +199,7 @@ async def resolve(item_id: str, body: ResolveRequest, request: Request,
 
 @router.post("/inbox/{item_id}/feedback", response_model=FeedbackResponse, status_code=201,
              summary="Correct an item's labels", responses={404: {"description": "no such item"}})
-async def feedback(item_id: str, body: FeedbackRequest, request: Request,
+async def feedback(item_id: ItemId, body: FeedbackRequest, request: Request,
                    actor: str = Depends(require_client)) -> dict[str, Any]:
     """Corrected labels become training data (GET /v1/inbox/export); the item's own scores stay as they were."""
     state = service_state(request)

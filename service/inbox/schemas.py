@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from model.policy import Reason
 from model.policy_rules import Route, Tier
@@ -14,6 +14,7 @@ from service.inbox.sla import SlaState
 from service.schemas import EXAMPLE_POSTS, ModelRef, TaskOutput
 
 Resolution = Literal["responded", "dismissed", "escalated"]
+Note = Annotated[str, StringConstraints(max_length=2000, pattern=r"^[^\x00]*$")]  # PostgreSQL text holds no NUL
 
 
 class IngestRequest(BaseModel):
@@ -67,7 +68,7 @@ class ResolveRequest(BaseModel):
 
     action: Resolution = Field(description="responded: answered; dismissed: needs nothing; escalated: handed on "
                                "outside the inbox (legal, an incident team). Each closes the item.")
-    note: str | None = Field(default=None, max_length=2000)
+    note: Note | None = None
 
 
 class FeedbackRequest(BaseModel):
@@ -77,7 +78,7 @@ class FeedbackRequest(BaseModel):
     )
 
     labels: dict[str, str] = Field(min_length=1, description="task -> corrected label (tasks of the served model)")
-    note: str | None = Field(default=None, max_length=2000)
+    note: Note | None = None
 
 
 class FeedbackResponse(BaseModel):

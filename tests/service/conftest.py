@@ -8,6 +8,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -16,6 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import create_engine, text
 
 from service.app import create_app
 from service.settings import Settings
@@ -25,6 +27,8 @@ from training.config import load_config
 from training.fit import run_fit
 
 ROOT = Path(__file__).resolve().parents[2]
+POSTGRES_ADMIN_URL = os.environ.get("TRIAGE_TEST_POSTGRES",
+                                    "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 
 
 @pytest.fixture(scope="session")
@@ -38,6 +42,28 @@ def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
         run_fit(load_config(config_path, {"seed": seed}), root / "models", log=lambda _: None)
         time.sleep(1.1)  # versions are UTC timestamps to the second
     return root / "models" / "tiny"
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A database of this test run's own on the local PostgreSQL; `make test` starts the server when it is down."""
+    admin = create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    name = f"triage_test_{uuid.uuid4().hex[:12]}"
+    try:
+        with admin.connect() as connection:
+            connection.execute(text(f'CREATE DATABASE "{name}"'))
+    except Exception as err:  # any connection problem means "no PostgreSQL here"
+        admin.dispose()
+        message = f"PostgreSQL not reachable at {POSTGRES_ADMIN_URL} ({type(err).__name__}); `make test` starts it"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message + "; CI=true requires it")
+        pytest.skip(message)
+    try:
+        yield POSTGRES_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
 
 
 def versions(model_dir: Path) -> list[str]:

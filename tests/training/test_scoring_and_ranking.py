@@ -84,7 +84,7 @@ def test_rescore_applies_another_policy_without_the_model(linear_model: Path, tm
     default = Path(__file__).resolve().parents[2] / "model" / "policy.yaml"
     vip = tmp_path / "vip.yaml"
     vip.write_text(default.read_text().replace("vip_handles: []", "vip_handles: ['@bigfan']")
-                   .replace('version: "1"', 'version: "1-vip"'))
+                   .replace('version: "2"', 'version: "2-vip"'))
     out = tmp_path / "rescored.jsonl"
     result = triage_train("rescore", "--input", scored, "--output", out, "--policy", vip, "--now", "2026-11-26T12:00Z")
     assert result.exit_code == 0, result.output

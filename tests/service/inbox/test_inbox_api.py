@@ -248,3 +248,17 @@ def test_export_round_trips_into_training(model_dir: Path, database_url: str, tm
     version_dir = run_fit(load_config(config), tmp_path / "models", log=lambda _: None)
     manifest = json.loads((version_dir / "manifest.json").read_text())
     assert manifest["data"]["train_rows_used"] == 36 + 2
+
+
+def test_nul_characters_are_refused_on_every_database(model_dir: Path, database_url: str) -> None:
+    with inbox_client(model_dir, database_url) as api:
+        in_text = api.post("/v1/inbox/posts", json={"posts": [{"id": "n1", "text": "bad \x00 byte"}]})
+        in_handle = api.post("/v1/inbox/posts", json={"posts": [{"id": "n2", "text": "ok",
+                                                                 "author": {"handle": "@a\x00"}}]})
+        item_id = api.post("/v1/inbox/posts", json={"posts": [{"id": "n3", "text": "fine"}]}).json()["created"][0]
+        in_path = api.get("/v1/inbox/n%003")
+        in_note = api.post(f"/v1/inbox/{item_id}/resolve", json={"action": "dismissed", "note": "x\x00"})
+        in_filter = api.get("/v1/inbox", params={"intent": "a\x00"})
+    assert in_text.status_code == 422 and in_text.json()["detail"][0]["loc"] == ["body", "posts", 0, "text"]
+    assert in_handle.json()["detail"][0]["loc"] == ["body", "posts", 0, "author", "handle"]
+    assert in_path.status_code == in_note.status_code == in_filter.status_code == 422
