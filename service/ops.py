@@ -28,7 +28,7 @@ async def readyz(request: Request) -> JSONResponse:
 
 async def _metrics_access(request: Request, key: str | None = Depends(api_key_header)) -> None:
     if not request.app.state.service.settings.metrics_public:
-        require_client(request, key)
+        await require_client(request, key)
 
 
 @router.get("/metrics", summary="Prometheus metrics", dependencies=[Depends(_metrics_access)])
