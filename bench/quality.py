@@ -305,6 +305,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--variant", help="row name (default: 'reference', or the overrides)")
     parser.add_argument("--bootstrap", type=int, default=1000, help="resamples for the 95%% interval of a test set")
     parser.add_argument("--keep-models", action="store_true", help="keep every fold's artifact (default: the last)")
+    parser.add_argument("--threads", type=int, help="torch CPU threads (1 helps when another job shares the cores)")
     parser.add_argument("--render", action="store_true", help="only regenerate BENCHMARKS.md from the JSON")
     args = parser.parse_args(argv)
     if not args.render and not (args.protocol and args.backend):
@@ -318,6 +319,10 @@ def main(argv: list[str] | None = None) -> None:
         write_report(json.loads(RESULTS.read_text()))
         log(f"wrote {REPORT}")
         return
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
     os.environ["TRIAGE_SHARED_DATA"] = str(args.shared_data.resolve())
     protocol = PROTOCOLS[args.protocol]
     overrides: dict[str, Any] = dict(parse_override(item) for item in args.set or [])
