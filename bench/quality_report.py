@@ -132,6 +132,9 @@ def render(results: dict[str, Any]) -> str:
         "point score and its bootstrap 95% interval. The rules (own training split only, model selection on a",
         "validation split, test scored once, overlap with the test texts dropped, no brand_intent sources for",
         "brand_intent, no brand_intent for complaints) are in `training/benchmarks.py`.",
+        "Wall times are what each run took on its machine, which other jobs may have shared: they say how long a",
+        "run takes, and are not speed measurements. ONNX rows score the exported graphs of the same torch model;",
+        "\"served\" marks the backend `load_predictor` serves (int8 only when it passes the export's parity gate).",
         "",
     ]
     for protocol, anchor in ANCHORS.items():
