@@ -153,6 +153,8 @@ def load_unlabelled(
                 fresh.append(example)
         used = fresh[: spec.max_rows] if spec.max_rows else fresh
         kept.extend(used)
+        log(f"unlabelled {spec.path}: {len(used)} rows used of {fingerprint['rows']} ({overlap.dropped} dropped as "
+            f"evaluation texts, {len(rows) - len(fresh)} as duplicates of training or earlier rows)")
         files.append(fingerprint | {"overlap_removed": overlap.dropped, "duplicates_removed": len(rows) - len(fresh),
                                     "max_rows": spec.max_rows, "used": len(used)})
     report = {
