@@ -127,7 +127,8 @@ def apply_overlap_rule(split: Split) -> Split:
 
 
 def _overlap_summary(report: OverlapReport) -> dict[str, Any]:
-    return {"dropped": report.dropped, "by_file": {Path(k).name: v for k, v in report.by_file.items()}}
+    by_file = {f"{Path(k).parent.name}/{Path(k).name}": v for k, v in report.by_file.items()}
+    return {"dropped": report.dropped, "by_file": by_file}
 
 
 # ---- folds --------------------------------------------------------------------------------------------------------

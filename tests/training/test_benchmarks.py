@@ -123,8 +123,8 @@ def test_overlap_rule_drops_training_and_dev_rows_identical_to_test_texts() -> N
     assert [e.post.id for e in split.train] == ["11"]
     assert [e.post.id for e in split.dev] == ["21"]
     assert split.test == test
-    assert split.overlap == {"train": {"dropped": 2, "by_file": {"own.csv": 2}},
-                             "dev": {"dropped": 1, "by_file": {"own.csv": 1}}}
+    assert split.overlap == {"train": {"dropped": 2, "by_file": {"x/own.csv": 2}},
+                             "dev": {"dropped": 1, "by_file": {"x/own.csv": 1}}}
 
 
 @pytest.mark.parametrize("source", BRAND_INTENT_SOURCES)
