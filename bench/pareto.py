@@ -27,6 +27,9 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from bench.load import Texts, drive, start  # noqa: E402
+from bench.pareto_report import PARETO_RESULTS  # noqa: E402
+from bench.quality import RESULTS as QUALITY_RESULTS  # noqa: E402
+from bench.quality import write_report  # noqa: E402
 from bench.speed import throughput  # noqa: E402
 from model.artifact import load_manifest  # noqa: E402
 from model.predictor import load_predictor  # noqa: E402
@@ -36,7 +39,7 @@ from training.export import run_export  # noqa: E402
 from training.metrics import summary_scores  # noqa: E402
 
 VALIDATION = ROOT / "data" / "brand_posts" / "validation.jsonl"
-RESULTS = ROOT / "bench" / "results" / "pareto.json"
+RESULTS = PARETO_RESULTS
 SERVICE_SCENARIOS = ((64, 1), (64, 32))
 
 
@@ -110,6 +113,9 @@ def main() -> None:
         row["within_1_point"] = row["quality"]["mean"] >= reference - 0.01
     args.output.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
     print(f"wrote {args.output}")
+    if args.output == RESULTS and QUALITY_RESULTS.is_file():
+        write_report(json.loads(QUALITY_RESULTS.read_text(encoding="utf-8")))
+        print("regenerated BENCHMARKS.md")
 
 
 if __name__ == "__main__":
