@@ -14,7 +14,6 @@ from typing import Literal
 from model.policy_rules import ResponseTargets, Tier
 
 SlaState = Literal["overdue", "at_risk", "on_track", "none"]
-SLA_STATES: tuple[SlaState, ...] = ("overdue", "at_risk", "on_track", "none")
 
 
 @dataclass(frozen=True)

@@ -232,11 +232,6 @@ class InboxStore:
         return counts
 
 
-def first_response_seconds(item: Item) -> float:
-    return max(0.0, (item.resolved_at - item.clock_start).total_seconds()) if item.resolved_at else 0.0
-
-
-
 class QueueCollector:
     """Prometheus gauges read from the database at scrape time: open and overdue items per route and tier."""
 
