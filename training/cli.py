@@ -63,6 +63,25 @@ def _columns(pairs: list[str] | None) -> dict[str, str]:
     return mapping
 
 
+def _overrides(set_: list[str] | None, flags: dict[str, Any]) -> dict[str, Any]:
+    """`--set key=value` overrides, then the command's own flags (those given) on top."""
+    overrides: dict[str, Any] = dict(parse_override(item) for item in set_ or [])
+    overrides.update({k: v for k, v in flags.items() if v is not None})
+    return overrides
+
+
+def _train(run: Callable[[], Path | None]) -> tuple[Path, dict[str, Any]] | None:
+    """Run a training command; on Ctrl-C say how to resume. Returns the published version and its manifest (None
+    off the main process of a multi-GPU run)."""
+    _quiet_hugging_face()
+    try:
+        target = run()
+    except KeyboardInterrupt:
+        _log("interrupted: resume from the last finished epoch with --resume RUN_DIR (printed above)")
+        raise typer.Exit(code=130) from None
+    return None if target is None else (target, json.loads((target / "manifest.json").read_text()))
+
+
 @app.command()
 @_friendly_errors
 def fit(
@@ -87,7 +106,6 @@ def fit(
     keep_checkpoints: Annotated[bool, typer.Option(help="keep the run's checkpoints after publishing")] = False,
 ) -> None:
     """Train a model from a config and publish it as a versioned artifact."""
-    overrides: dict[str, Any] = dict(parse_override(item) for item in set_ or [])
     flags = {
         "backend": backend, "name": name, "seed": seed, "transformer.encoder": encoder, "transformer.epochs": epochs,
         "transformer.batch_size": batch_size, "transformer.learning_rate": learning_rate,
@@ -95,19 +113,13 @@ def fit(
         "train": [str(p) for p in train] if train else None,
         "validation": [str(p) for p in validation] if validation else None,
     }
-    overrides.update({k: v for k, v in flags.items() if v is not None})
-    resolved = load_config(config, overrides)
+    resolved = load_config(config, _overrides(set_, flags))
 
     from training.fit import run_fit
 
-    _quiet_hugging_face()
-    try:
-        target = run_fit(resolved, output, resume=resume, keep_checkpoints=keep_checkpoints, log=_log)
-    except KeyboardInterrupt:
-        _log("interrupted: resume from the last finished epoch with --resume RUN_DIR (printed above)")
-        raise typer.Exit(code=130) from None
-    if target is not None:
-        manifest = json.loads((target / "manifest.json").read_text())
+    published = _train(lambda: run_fit(resolved, output, resume=resume, keep_checkpoints=keep_checkpoints, log=_log))
+    if published is not None:
+        target, manifest = published
         mean = manifest.get("metrics", {}).get("mean_macro_f1")
         _log(f"published {target}" + (f" (validation mean macro-F1 {mean:.4f})" if mean is not None else ""))
         print(target)
@@ -136,7 +148,6 @@ def distill(
     """Distil a teacher model into a smaller student (fewer encoder layers) and publish it as a normal artifact."""
     from training.config import DistillConfig
 
-    overrides: dict[str, Any] = dict(parse_override(item) for item in set_ or [])
     layers = None
     if keep_layers is not None:
         try:
@@ -145,19 +156,14 @@ def distill(
             raise ConfigError(f"--keep-layers expects comma-separated integers, got {keep_layers!r}") from err
     flags = {"teacher": str(teacher) if teacher else None, "name": name, "distill.keep_layers": layers,
              "transformer.epochs": epochs}
-    overrides.update({k: v for k, v in flags.items() if v is not None})
-    resolved = load_config(config, overrides, kind=DistillConfig)
+    resolved = load_config(config, _overrides(set_, flags), kind=DistillConfig)
 
     from training.distill import run_distill
 
-    _quiet_hugging_face()
-    try:
-        target = run_distill(resolved, output, resume=resume, keep_checkpoints=keep_checkpoints, log=_log)
-    except KeyboardInterrupt:
-        _log("interrupted: resume from the last finished epoch with --resume RUN_DIR (printed above)")
-        raise typer.Exit(code=130) from None
-    if target is not None:
-        manifest = json.loads((target / "manifest.json").read_text())
+    published = _train(lambda: run_distill(resolved, output, resume=resume, keep_checkpoints=keep_checkpoints,
+                                           log=_log))
+    if published is not None:
+        target, manifest = published
         mean = manifest.get("metrics", {}).get("mean_macro_f1")
         teacher_mean = manifest["distillation"]["teacher"].get("validation_mean_macro_f1")
         scores = [f"validation mean macro-F1 {mean:.4f}"] if mean is not None else []

@@ -20,6 +20,7 @@ from model.posts import Post
 from service.auth import require_admin, require_client
 from service.inbox.records import export_row, fingerprint, item_view, new_item, scored_fields
 from service.inbox.schemas import (
+    NO_NUL,
     FeedbackRequest,
     FeedbackResponse,
     InboxItem,
@@ -36,7 +37,6 @@ from service.state import ServiceState
 
 router = APIRouter(prefix="/v1", tags=["inbox"])
 INGEST_ATTEMPTS = 3
-NO_NUL = r"^[^\x00]*$"  # PostgreSQL text cannot hold NUL characters
 Label = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=NO_NUL)]
 ItemId = Annotated[str, PathParam(min_length=1, max_length=256, pattern=NO_NUL, description="the post id")]
 RESCORE_CHUNK = 256
@@ -80,6 +80,8 @@ async def ingest(body: IngestRequest, request: Request, response: Response,
         if fresh:
             runtime, results = await score_posts(state, fresh, request)
             items = [new_item(post, result, runtime, now) for post, result in zip(fresh, results, strict=True)]
+        if not items:  # every post is stored already: no write transaction (on SQLite, no write lock)
+            break
         try:
             await asyncio.to_thread(inbox.insert, items)
             break

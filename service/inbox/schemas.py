@@ -14,7 +14,8 @@ from service.inbox.sla import SlaState
 from service.schemas import EXAMPLE_POSTS, ModelRef, TaskOutput
 
 Resolution = Literal["responded", "dismissed", "escalated"]
-Note = Annotated[str, StringConstraints(max_length=2000, pattern=r"^[^\x00]*$")]  # PostgreSQL text holds no NUL
+NO_NUL = r"^[^\x00]*$"  # PostgreSQL text cannot hold NUL characters
+Note = Annotated[str, StringConstraints(max_length=2000, pattern=NO_NUL)]
 
 
 class IngestRequest(BaseModel):

@@ -20,6 +20,7 @@ from service.settings import Settings
 from tests.cli_helpers import latest_version, manifest_of, triage_train
 from tests.conftest import write_config
 from tests.posts_factory import make_posts, write_jsonl
+from tests.training.interrupt import interrupted_in_epoch
 from training.batching import IGNORE_INDEX
 from training.config import ConfigError, DistillConfig, UnlabelledSpec, load_config
 from training.datasets import Example
@@ -303,20 +304,8 @@ def test_an_interrupted_distillation_resumes_to_the_same_student(
         "distill.keep_layers": [1, 3]}, kind=DistillConfig)
     uninterrupted = run_distill(config, tmp_path / "a", log=lambda _: None)
 
-    real_step = DistillTrainer._train_step
-    steps = {"epoch 2": 0}
-
-    def crash_mid_epoch_two(self, batch):
-        if self.sampler.epoch == 2:
-            steps["epoch 2"] += 1
-            if steps["epoch 2"] == 3:
-                raise KeyboardInterrupt
-        return real_step(self, batch)
-
-    monkeypatch.setattr(DistillTrainer, "_train_step", crash_mid_epoch_two)
-    with pytest.raises(KeyboardInterrupt):
+    with interrupted_in_epoch(monkeypatch, DistillTrainer):
         run_distill(config, tmp_path / "b", log=lambda _: None)
-    monkeypatch.setattr(DistillTrainer, "_train_step", real_step)
     (run_dir,) = (tmp_path / "b" / "tiny-student" / ".runs").iterdir()
     assert (run_dir / TEACHER_LOGITS_FILE).is_file()
 

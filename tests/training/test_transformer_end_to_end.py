@@ -10,6 +10,7 @@ from safetensors.numpy import load_file
 from model.predictor import load_predictor
 from tests.cli_helpers import latest_version, manifest_of, triage_train
 from tests.posts_factory import write_jsonl
+from tests.training.interrupt import interrupted_in_epoch
 from training.batching import LengthGroupedBatchSampler
 from training.config import load_config
 from training.fit import run_fit
@@ -63,20 +64,8 @@ def test_resume_after_an_interrupted_epoch_gives_the_same_model(
     config = load_config(config_file, overrides)
     uninterrupted = run_fit(config, tmp_path / "a", log=lambda _: None)
 
-    real_step = TransformerTrainer._train_step
-    steps = {"epoch 2": 0}
-
-    def crash_mid_epoch_two(self, batch):
-        if self.sampler.epoch == 2:
-            steps["epoch 2"] += 1
-            if steps["epoch 2"] == 3:
-                raise KeyboardInterrupt
-        return real_step(self, batch)
-
-    monkeypatch.setattr(TransformerTrainer, "_train_step", crash_mid_epoch_two)
-    with pytest.raises(KeyboardInterrupt):
+    with interrupted_in_epoch(monkeypatch, TransformerTrainer):
         run_fit(config, tmp_path / "b", log=lambda _: None)
-    monkeypatch.setattr(TransformerTrainer, "_train_step", real_step)
     (run_dir,) = (tmp_path / "b" / "tiny" / ".runs").iterdir()
     assert [p.name for p in (run_dir / "checkpoints").iterdir()] == ["epoch-1"]
 

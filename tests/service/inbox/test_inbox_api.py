@@ -89,6 +89,7 @@ def test_queue_order_filters_and_sla(model_dir: Path, database_url: str) -> None
             for name, values in {
                 "route": sorted({i["route"] for i in items}),
                 "tier": ["P1", "P2", "P3", "P4"],
+                "intent": ["complaint", "question", "purchase_intent", "suggestion", "praise", "spam", "other"],
                 "needs_response": ["true", "false"],
                 "sla": ["overdue", "at_risk", "on_track", "none"],
             }.items()
@@ -102,6 +103,7 @@ def test_queue_order_filters_and_sla(model_dir: Path, database_url: str) -> None
         assert sum(len(group) for group in groups.values()) == 24, name
         for value, group in groups.items():
             field = {"route": lambda i: i["route"], "tier": lambda i: i["tier"],
+                     "intent": lambda i: i["predictions"]["intent"]["label"],
                      "needs_response": lambda i: str(i["needs_response"]).lower(),
                      "sla": lambda i: i["sla"]["state"]}[name]
             assert all(field(i) == value for i in group), (name, value)
