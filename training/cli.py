@@ -208,13 +208,18 @@ def export(
     data: Annotated[list[Path] | None, typer.Option(help="texts for parity (default: manifest's validation)")] = None,
     min_int8_agreement: Annotated[float, typer.Option(help="argmax agreement the int8 copy needs per task")] = 0.99,
     require_int8: Annotated[bool, typer.Option(help="fail when int8 misses the bar (else keep fp32 only)")] = True,
+    smooth_alpha: Annotated[float, typer.Option(
+        min=0.0, max=1.0, help="activation smoothing before int8 quantisation (0: none)")] = 0.9,
+    calibration: Annotated[list[Path] | None, typer.Option(
+        help="texts that set the smoothing (default: manifest's training data)")] = None,
 ) -> None:
     """Add ONNX graphs (fp32 and dynamic int8, all heads in one pass) with measured parity to a model."""
     from training.export import ExportFailed, run_export
 
     _quiet_hugging_face()
     try:
-        result = run_export(model, data, min_int8_agreement=min_int8_agreement, require_int8=require_int8, log=_log)
+        result = run_export(model, data, min_int8_agreement=min_int8_agreement, require_int8=require_int8,
+                            smooth_alpha=smooth_alpha, calibration=calibration, log=_log)
     except ExportFailed as err:
         console.print(f"[bold red]export failed:[/] {err}", highlight=False)
         raise typer.Exit(code=1) from err

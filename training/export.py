@@ -1,9 +1,10 @@
 """`triage-train export`: add ONNX graphs (fp32 and dynamic int8) of a transformer artifact, with measured parity.
 
-The exported graph runs the encoder and every task head in one pass. Parity against eager PyTorch is measured on
-real texts (by default the validation files named in the manifest): argmax agreement per task and the largest
-calibrated-probability difference. Files are written first and the manifest last, so a failed export leaves the
-artifact as it was.
+The exported graph runs the encoder and every task head in one pass. The int8 copy is quantised from a smoothed
+graph (training/smoothing.py: the same function, with activation outliers moved into the weights), calibrated on
+the model's training texts. Parity against eager PyTorch is measured on other real texts (by default the validation
+files named in the manifest): argmax agreement per task and the largest calibrated-probability difference. Files are
+written first and the manifest last, so a failed export leaves the artifact as it was.
 """
 
 from __future__ import annotations
@@ -29,10 +30,13 @@ from model.multitask import MultiTaskModel
 from model.predictor import Predictor, load_predictor
 from training.config import DatasetSpec
 from training.datasets import load_datasets
+from training.smoothing import DEFAULT_ALPHA, smooth_linears
 
 OPSET = 17
 FP32_FILE = f"{ONNX_DIR}/model.onnx"
 INT8_FILE = f"{ONNX_DIR}/model.int8.onnx"
+SMOOTHED_FILE = "smoothed.onnx"  # scratch: the smoothed fp32 graph the int8 copy is quantised from
+MAX_CALIBRATION_TEXTS = 4096
 
 
 class ExportFailed(Exception):
@@ -52,12 +56,20 @@ class _AllHeads(nn.Module):
         return tuple(logits[task] for task in self.tasks)
 
 
-def _export_graph(version_dir: Path, manifest: Manifest, target: Path) -> None:
+def export_graph(version_dir: Path, manifest: Manifest, target: Path,
+                  smoothing: tuple[float, list[str]] | None = None) -> list[str]:
+    """Trace the model to `target`; with `smoothing` (alpha, calibration texts), smooth it first.
+
+    Returns the names of the smoothed layers (none without smoothing)."""
     tasks = [t.name for t in manifest.tasks]
     encoder = manifest.encoder or {}
     network = MultiTaskModel.load(version_dir, {t.name: len(t.labels) for t in manifest.tasks},
                                   pooling=encoder.get("pooling", "mean"))
     tokenizer = AutoTokenizer.from_pretrained(version_dir / ENCODER_DIR)
+    smoothed: list[str] = []
+    if smoothing:
+        alpha, texts = smoothing
+        smoothed = smooth_linears(network, tokenizer, texts, alpha=alpha, max_length=manifest.max_length or 128)
     sample = tokenizer(["a short post", "a somewhat longer post to give the graph two lengths"],
                        padding=True, return_tensors="pt")
     outputs = [f"logits_{task}" for task in tasks]
@@ -65,6 +77,7 @@ def _export_graph(version_dir: Path, manifest: Manifest, target: Path) -> None:
         # Tracer notes about attention-mask branches and index ops: expected for this graph; parity checks the result.
         warnings.simplefilter("ignore")
         _trace(network, tasks, sample, outputs, target)
+    return smoothed
 
 
 def _trace(network: MultiTaskModel, tasks: list[str], sample: Any, outputs: list[str], target: Path) -> None:
@@ -93,14 +106,15 @@ def parity(reference: Predictor, candidate: Predictor, texts: list[str]) -> dict
     }
 
 
-def _parity_texts(manifest: Manifest, data: list[Path] | None) -> tuple[list[str], list[str]]:
+def _texts(manifest: Manifest, data: list[Path] | None, split: str, option: str) -> tuple[list[str], list[str]]:
+    """Texts of `data`, or else of the manifest's `split` files; with the file names they came from."""
     if not data:
-        data = [Path(d["path"]) for d in manifest.data.get("validation", [])]
+        data = [Path(d["path"]) for d in manifest.data.get(split) or []]
         if not data:
-            raise ArtifactError("the manifest names no validation file (the model used a holdout): pass --data FILE")
+            raise ArtifactError(f"the manifest names no {split} file: pass {option} FILE")
         missing = [str(p) for p in data if not p.is_file()]
         if missing:
-            raise ArtifactError(f"validation data named in the manifest is not here: {missing}; pass --data FILE")
+            raise ArtifactError(f"{split} data named in the manifest is not here: {missing}; pass {option} FILE")
     columns = manifest.config.get("columns", {})
     datasets = load_datasets([DatasetSpec(path=p) for p in data], manifest.schema_, columns)
     return [e.post.text for d in datasets for e in d.examples], [str(p) for p in data]
@@ -111,36 +125,48 @@ def run_export(
     data: list[Path] | None = None,
     min_int8_agreement: float = 0.99,
     require_int8: bool = True,
+    smooth_alpha: float = DEFAULT_ALPHA,
+    calibration: list[Path] | None = None,
     log: Callable[[str], None] = print,
 ) -> dict[str, Any]:
     """Export fp32 and int8 graphs, measure parity against eager PyTorch, then record them in the manifest.
 
-    An int8 copy whose argmax agreement on any task is under `min_int8_agreement` is never added: with
-    `require_int8` that fails the export (ExportFailed, artifact unchanged); without it, only the fp32 graph is
-    added and the rejected int8 parity is recorded.
+    The int8 copy is quantised from a graph smoothed with `smooth_alpha` (0: no smoothing) on `calibration` texts
+    (default: the manifest's training files, at most MAX_CALIBRATION_TEXTS). An int8 copy whose argmax agreement on
+    any task is under `min_int8_agreement` is never added: with `require_int8` that fails the export (ExportFailed,
+    artifact unchanged); without it, only the fp32 graph is added and the rejected int8 parity is recorded.
     """
     version_dir, manifest = load_manifest(model)
     if manifest.backend != "transformer":
         raise ArtifactError(f"{version_dir}: only transformer models export to ONNX (this one is {manifest.backend})")
-    texts, sources = _parity_texts(manifest, data)
+    texts, sources = _texts(manifest, data, "validation", "--data")
+    smoothing = None
+    if smooth_alpha:
+        calibration_texts, calibration_sources = _texts(manifest, calibration, "train", "--calibration")
+        smoothing = (smooth_alpha, calibration_texts[:MAX_CALIBRATION_TEXTS])
     tokenizer = AutoTokenizer.from_pretrained(version_dir / ENCODER_DIR)
     with tempfile.TemporaryDirectory(dir=version_dir.parent) as scratch:
         staged = Path(scratch)
         (staged / ONNX_DIR).mkdir()
         started = time.perf_counter()
-        _export_graph(version_dir, manifest, staged / FP32_FILE)
+        export_graph(version_dir, manifest, staged / FP32_FILE)
+        smoothed = export_graph(version_dir, manifest, staged / SMOOTHED_FILE, smoothing) if smoothing else []
         # Per-channel weight scales: measured the best of the plain dynamic settings (see the issue notes).
-        quantize_dynamic(str(staged / FP32_FILE), str(staged / INT8_FILE), weight_type=QuantType.QInt8,
-                         per_channel=True)
+        quantize_dynamic(str(staged / (SMOOTHED_FILE if smoothing else FP32_FILE)), str(staged / INT8_FILE),
+                         weight_type=QuantType.QInt8, per_channel=True)
         log(f"exported and quantised in {time.perf_counter() - started:.1f} s; measuring parity on {len(texts)} texts")
         export: dict[str, Any] = {
             "files": {"fp32": FP32_FILE, "int8": INT8_FILE},
             "opset": OPSET,
-            "quantization": "dynamic int8, per-channel weights",
+            "quantization": "dynamic int8, per-channel weights"
+            + (f", smoothed activations (alpha {smooth_alpha})" if smoothing else ""),
             "pad_id": tokenizer.pad_token_id,
             "pad_token": tokenizer.pad_token,
             "exported_at": datetime.now(UTC).isoformat(timespec="seconds"),
         }
+        if smoothing:
+            export["smoothing"] = {"alpha": smooth_alpha, "layers": len(smoothed), "calibration": calibration_sources,
+                                   "calibration_texts": len(smoothing[1])}
         trial = manifest.model_copy(update={"onnx": export})
         eager = load_predictor(version_dir, backend="torch")
         results = {

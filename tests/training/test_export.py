@@ -125,3 +125,26 @@ def test_the_same_contract_across_linear_torch_and_onnx(
             for task, distribution in prediction.probabilities.items():
                 assert sum(distribution.values()) == pytest.approx(1)
                 assert prediction.labels[task] == max(distribution, key=distribution.get)
+
+
+def test_export_records_the_smoothing_and_calibrates_on_training_data(model: Path) -> None:
+    result = triage_train("export", "--model", model, "--min-int8-agreement", "0")
+    assert result.exit_code == 0, result.output
+    export = manifest_of(model)["onnx"]
+    assert export["smoothing"]["alpha"] == 0.9 and export["smoothing"]["layers"] == 10
+    assert export["smoothing"]["calibration_texts"] == 60 and export["smoothing"]["calibration"][0].endswith(
+        "train.jsonl")
+    assert "smoothed activations (alpha 0.9)" in export["quantization"]
+    assert all(r["agreement"] == 1.0 for r in export["parity"]["fp32"].values())  # the fp32 graph is not smoothed
+
+
+def test_export_without_smoothing(model: Path) -> None:
+    result = triage_train("export", "--model", model, "--min-int8-agreement", "0", "--smooth-alpha", "0")
+    assert result.exit_code == 0, result.output
+    export = manifest_of(model)["onnx"]
+    assert "smoothing" not in export and export["quantization"] == "dynamic int8, per-channel weights"
+
+
+def test_missing_calibration_data_is_a_clear_error(model: Path, tmp_path: Path) -> None:
+    result = triage_train("export", "--model", model, "--calibration", tmp_path / "absent.jsonl")
+    assert result.exit_code != 0 and "absent.jsonl" in result.output
