@@ -37,6 +37,7 @@ import numpy as np  # noqa: E402
 
 from bench.pareto_report import pareto_section  # noqa: E402
 from bench.quality_report import render  # noqa: E402
+from bench.runtime_report import runtime_section  # noqa: E402
 from training.benchmarks import (  # noqa: E402
     PROTOCOLS,
     Protocol,
@@ -301,7 +302,7 @@ def merge(row: dict[str, Any], path: Path = RESULTS) -> dict[str, Any]:
 
 
 def write_report(results: dict[str, Any], path: Path = REPORT) -> None:
-    path.write_text(render(results) + pareto_section(), encoding="utf-8")
+    path.write_text(render(results) + pareto_section() + runtime_section(), encoding="utf-8")
 
 
 # ---- main ---------------------------------------------------------------------------------------------------------
