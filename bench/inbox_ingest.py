@@ -1,6 +1,6 @@
 """Inbox ingest rate: posts/s stored through `POST /v1/inbox/posts`, on SQLite and PostgreSQL. Run on an idle machine.
 
-    .venv/bin/python bench/inbox_ingest.py [--model models/triage-default] [--seconds 10]
+    .venv/bin/python bench/inbox_ingest.py [--model models/triage-default-student] [--seconds 10]
 
 For each database, one fresh `triage-serve` process with a fresh, empty database is driven by the load benchmark's
 async client (bench/load.py) with 32-post requests of unique texts at concurrency 1 and 16. The same server's
@@ -66,7 +66,7 @@ def measure(database: str, database_url: str, model: Path, seconds: float, scrat
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", type=Path, default=ROOT / "models" / "triage-default")
+    parser.add_argument("--model", type=Path, default=ROOT / "models" / "triage-default-student")
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--output", type=Path, default=ROOT / "bench" / "results" / "inbox_ingest.json")
     args = parser.parse_args()

@@ -1,6 +1,6 @@
 """Load benchmark: the service against a naive baseline, end to end over HTTP. Run on an idle machine.
 
-    .venv/bin/python bench/load.py [--model models/triage-default] [--seconds 10]
+    .venv/bin/python bench/load.py [--model models/triage-default-student] [--seconds 10]
 
 In one run:
 1. the bare model's own throughput at batch 32, for the served backend and ONNX int8 (the reference for the
@@ -161,7 +161,7 @@ def run_all(url: str, seconds: float, repeat_share: float = 0.0, grid=None) -> d
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", type=Path, default=ROOT / "models" / "triage-default")
+    parser.add_argument("--model", type=Path, default=ROOT / "models" / "triage-default-student")
     parser.add_argument("--seconds", type=float, default=10.0, help="per scenario")
     parser.add_argument("--output", type=Path, default=ROOT / "bench" / "results" / "load.json")
     args = parser.parse_args()

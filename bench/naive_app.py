@@ -1,7 +1,7 @@
 """The naive baseline of bench/load.py: what a user would write by hand.
 
 A plain FastAPI `def` endpoint running the same encoder and heads in eager PyTorch fp32 (2 threads), one post at a
-time, with no batching, no cache and no ONNX. Run: NAIVE_MODEL=models/triage-default uvicorn bench.naive_app:app
+time, with no batching, no cache and no ONNX. Run: NAIVE_MODEL=models/triage-default-student uvicorn bench.naive_app:app
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from model.multitask import MultiTaskModel
 from model.text import normalise
 
 torch.set_num_threads(2)
-version_dir, manifest = load_manifest(os.environ.get("NAIVE_MODEL", "models/triage-default"))
+version_dir, manifest = load_manifest(os.environ.get("NAIVE_MODEL", "models/triage-default-student"))
 tokenizer = AutoTokenizer.from_pretrained(version_dir / ENCODER_DIR)
 network = MultiTaskModel.load(version_dir, {t.name: len(t.labels) for t in manifest.tasks},
                               pooling=(manifest.encoder or {}).get("pooling", "mean"))

@@ -29,7 +29,7 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="TRIAGE_", extra="forbid")
 
-    model: Path = Field(default=Path("models/triage-default"), description="version or NAME directory")
+    model: Path = Field(default=Path("models/triage-default-student"), description="version or NAME directory")
     backend: str = Field(default="auto", description="auto, linear, torch, onnx-fp32 or onnx-int8")
     policy: Path | None = Field(default=None, description="priority policy YAML (default: the packaged one)")
     host: str | None = Field(default=None, description=f"bind address (default {LOCALHOST})")

@@ -291,7 +291,15 @@ def test_the_shipped_config_is_valid(monkeypatch: pytest.MonkeyPatch) -> None:
     assert config.distill.keep_layers == [0, 2, 4] and config.unlabelled[0].max_rows
     assert str(config.unlabelled[0].path).startswith("/shared/data/tweeteval/")
     assert config.validation[0].path == root / "data" / "brand_posts" / "validation.jsonl"
-    assert yaml.safe_load((root / "configs" / "distill.yaml").read_text())["name"] == "triage-default-student"
+    assert yaml.safe_load((root / "configs" / "distill.yaml").read_text())["name"] == "triage-student-tweeteval"
+
+
+def test_the_default_student_config_trains_on_the_projects_own_data_only() -> None:
+    root = Path(__file__).resolve().parents[2]
+    config = load_config(root / "configs" / "default-student.yaml", kind=DistillConfig)
+    assert config.name == "triage-default-student" and not config.unlabelled and not config.exclude
+    assert config.distill.keep_layers == [0, 2, 4]
+    assert all(spec.path.parent == root / "data" / "brand_posts" for spec in config.train + config.validation)
 
 
 def test_an_interrupted_distillation_resumes_to_the_same_student(
