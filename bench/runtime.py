@@ -8,7 +8,8 @@ In one run, all on the bare model (no service), int8 at batch 32 unless said oth
    truncation): n, mean, p50/p90/p95/p99, max and the share over 32/48/64/96/128 tokens, per data set;
 2. max length 128/96/64/48: posts/s and argmax agreement per task with max length 128, and the max length the
    distribution justifies;
-3. length-bucketed batches (sorted by length, as the predictor does) against arrival order: posts/s and padding;
+3. length-bucketed batches (sorted by tokens, as the ONNX predictor does, or by characters) against arrival order:
+   posts/s and padding;
 4. ONNX Runtime session settings: threads, spinning, execution mode, graph optimisation level;
 5. static int8 (QDQ, per-channel, MinMax calibration on training texts) against dynamic int8, each on the plain and
    on the smoothed fp32 graph: argmax agreement with ONNX fp32 on data/brand_posts/validation.jsonl, and posts/s;
@@ -77,6 +78,7 @@ from training.smoothing import DEFAULT_ALPHA  # noqa: E402
 TRAIN = ROOT / "data" / "brand_posts" / "train.jsonl"
 VALIDATION = ROOT / "data" / "brand_posts" / "validation.jsonl"
 BATCH = 32
+ROUNDS = 3  # interleaved timing rounds per comparison (see `interleaved`)
 MAX_LENGTHS = (128, 96, 64, 48)
 OVER = (32, 48, 64, 96, 128)
 TRUNCATION_BUDGET = 0.01  # a max length is justified when at most this share of every real set is longer
@@ -218,6 +220,19 @@ def rate(run: Callable[[], int], seconds: float) -> float:
     return done / (time.perf_counter() - started)
 
 
+def interleaved(measures: dict[str, Callable[[float], float]], seconds: float) -> dict[str, float]:
+    """Median posts/s of each measure, run round-robin for ROUNDS rounds of seconds / ROUNDS each.
+
+    This machine's speed drifts by 20% and more within minutes (shared cores): measured one after another, a
+    comparison would mostly show the drift. Interleaved rounds expose every variant to the same drift.
+    """
+    rounds: dict[str, list[float]] = {name: [] for name in measures}
+    for _ in range(ROUNDS):
+        for name, measure in measures.items():
+            rounds[name].append(measure(seconds / ROUNDS))
+    return {name: float(np.median(values)) for name, values in rounds.items()}
+
+
 def agreement(reference: dict[str, np.ndarray], candidate: dict[str, np.ndarray]) -> dict[str, float]:
     return {task: float(np.mean(reference[task].argmax(1) == candidate[task].argmax(1))) for task in reference}
 
@@ -246,6 +261,13 @@ def with_session(predictor: OnnxPredictor, graph: Path, options: ort.SessionOpti
 
 # ---- 2. max length -------------------------------------------------------------------------------------------------
 def max_length_sweep(predictor: OnnxPredictor, texts: list[str], counts: np.ndarray, seconds: float) -> list[dict]:
+    def at(length: int) -> Callable[[float], float]:
+        def measure(duration: float) -> float:
+            predictor.tokenizer.enable_truncation(max_length=length)
+            return throughput(predictor, texts, BATCH, duration)
+
+        return measure
+
     rows, reference = [], None
     try:
         for length in MAX_LENGTHS:
@@ -253,15 +275,16 @@ def max_length_sweep(predictor: OnnxPredictor, texts: list[str], counts: np.ndar
             probs = predictor.predict_proba(texts)
             reference = probs if reference is None else reference
             agree = agreement(reference, probs)
-            row = {"max_length": length, "posts_per_s": throughput(predictor, texts, BATCH, seconds),
-                   "truncated_share": float(np.mean(counts > length)), "agreement": agree,
-                   "min_agreement": min(agree.values())}
-            rows.append(row)
-            log(f"max length {length:3d}: {row['posts_per_s']:7.1f} posts/s  "
-                f"truncated {100 * row['truncated_share']:4.1f}%  "
-                f"agreement with 128 (worst task) {row['min_agreement']:.4f}")
+            rows.append({"max_length": length, "truncated_share": float(np.mean(counts > length)),
+                         "agreement": agree, "min_agreement": min(agree.values())})
+        speeds = interleaved({str(length): at(length) for length in MAX_LENGTHS}, seconds * len(MAX_LENGTHS))
     finally:
         predictor.tokenizer.enable_truncation(max_length=predictor.manifest.max_length or 128)
+    for row in rows:
+        row["posts_per_s"] = speeds[str(row["max_length"])]
+        log(f"max length {row['max_length']:3d}: {row['posts_per_s']:7.1f} posts/s  "
+            f"truncated {100 * row['truncated_share']:4.1f}%  "
+            f"agreement with 128 (worst task) {row['min_agreement']:.4f}")
     return rows
 
 
@@ -273,37 +296,45 @@ def padding_fraction(counts: np.ndarray, batches: list[list[int]]) -> float:
 
 
 def bucketing(predictor: OnnxPredictor, texts: list[str], counts: np.ndarray, seconds: float) -> dict[str, dict]:
+    """Batches of BATCH in three orders: by token count (what the ONNX predictor does), by characters (what it did
+    before, and what backends that tokenise per batch still do), and as the texts arrived."""
     normalised = [normalise(t) for t in texts]
     truncated = np.minimum(counts, predictor.manifest.max_length or 128)
     arrival = list(range(len(texts)))
-    by_length = sorted(arrival, key=lambda i: len(normalised[i]))  # what Predictor.logits_of_normalised does
+    orders = {"sorted by tokens": sorted(arrival, key=lambda i: truncated[i]),
+              "sorted by characters": sorted(arrival, key=lambda i: len(normalised[i])),
+              "arrival order": arrival}
     predictor.batch_size = BATCH
 
-    def sorted_run() -> int:
-        predictor.logits_of_normalised(normalised)
-        return len(normalised)
+    def timed_in(order: list[int]) -> Callable[[float], float]:
+        def run() -> int:  # tokenising is part of the work, as in the predictor
+            encoded = predictor._encode(normalised)
+            for start in range(0, len(order), BATCH):
+                predictor._run([encoded[i] for i in order[start : start + BATCH]])
+            return len(order)
 
-    def arrival_run() -> int:
-        for start in range(0, len(normalised), BATCH):
-            predictor._logits(normalised[start : start + BATCH])
-        return len(normalised)
+        return lambda duration: rate(run, duration)
 
+    speeds = interleaved({name: timed_in(order) for name, order in orders.items()}, seconds * len(orders))
     result = {}
-    for name, order, run in (("sorted by length", by_length, sorted_run), ("arrival order", arrival, arrival_run)):
+    for name, order in orders.items():
         batches = [order[s : s + BATCH] for s in range(0, len(order), BATCH)]
-        result[name] = {"posts_per_s": rate(run, seconds), "padding_fraction": padding_fraction(truncated, batches)}
-        log(f"batches {name:>16}: {result[name]['posts_per_s']:7.1f} posts/s  "
+        result[name] = {"posts_per_s": speeds[name], "padding_fraction": padding_fraction(truncated, batches)}
+        log(f"batches {name:>20}: {result[name]['posts_per_s']:7.1f} posts/s  "
             f"padding {100 * result[name]['padding_fraction']:4.1f}% per batch")
     return result
 
 
 # ---- 4. ONNX Runtime settings --------------------------------------------------------------------------------------
 def ort_settings(predictor: OnnxPredictor, graph: Path, texts: list[str], seconds: float) -> list[dict]:
+    sessions = {name: with_session(predictor, graph, session_options(**settings))
+                for name, settings in ORT_SETTINGS.items()}
+    speeds = interleaved({name: (lambda duration, p=p: throughput(p, texts, BATCH, duration))
+                          for name, p in sessions.items()}, seconds * len(sessions))
     rows = []
     for name, settings in ORT_SETTINGS.items():
-        posts_per_s = throughput(with_session(predictor, graph, session_options(**settings)), texts, BATCH, seconds)
-        rows.append({"setting": name, "options": settings, "posts_per_s": posts_per_s})
-        log(f"onnxruntime {name:>28}: {posts_per_s:7.1f} posts/s")
+        rows.append({"setting": name, "options": settings, "posts_per_s": speeds[name]})
+        log(f"onnxruntime {name:>28}: {speeds[name]:7.1f} posts/s")
     return rows
 
 
@@ -380,17 +411,21 @@ def quantization(predictor: OnnxPredictor, version_dir: Path, fp32: Path, scratc
     calibration_tokenizer = copy.deepcopy(predictor.tokenizer)
     variants = build_variants(version_dir, manifest, fp32, scratch, calibration_tokenizer, sizes)
     reference = with_session(predictor, fp32).predict_proba(validation)
-    rows = []
+    rows, candidates = [], {}
     for name, variant in variants.items():
         row = {"variant": name, **{k: v for k, v in variant.items() if k != "graph"}}
         if variant["graph"] is not None:
-            candidate = with_session(predictor, variant["graph"])
-            row["agreement"] = agreement(reference, candidate.predict_proba(validation))
+            candidates[name] = with_session(predictor, variant["graph"])
+            row["agreement"] = agreement(reference, candidates[name].predict_proba(validation))
             row["min_agreement"] = min(row["agreement"].values())
-            row["posts_per_s"] = throughput(candidate, sample, BATCH, sizes.seconds)
-            log(f"{name:>24}: {row['posts_per_s']:7.1f} posts/s  agreement with fp32 (worst task) "
-                f"{row['min_agreement']:.4f}")
         rows.append(row)
+    speeds = interleaved({name: (lambda duration, p=p: throughput(p, sample, BATCH, duration))
+                          for name, p in candidates.items()}, sizes.seconds * len(candidates))
+    for row in rows:
+        if row["variant"] in speeds:
+            row["posts_per_s"] = speeds[row["variant"]]
+            log(f"{row['variant']:>24}: {row['posts_per_s']:7.1f} posts/s  agreement with fp32 (worst task) "
+                f"{row['min_agreement']:.4f}")
     return {"reference": "ONNX fp32", "agreement_data": str(VALIDATION.relative_to(ROOT)),
             "agreement_texts": len(validation), "calibration_data": str(TRAIN.relative_to(ROOT)),
             "static_calibration_texts": sizes.static_calibration,
@@ -526,7 +561,7 @@ def main(argv: list[str] | None = None) -> None:
         "when": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": f"{cpu['model']}, {os.cpu_count()} logical cores",
         "command": " ".join([".venv/bin/python bench/runtime.py", *sys.argv[1:]]) if argv is None else "(in-process)",
-        "commit": git_commit(), "quick": args.quick, "seconds": sizes.seconds, "batch_size": BATCH,
+        "commit": git_commit(), "quick": args.quick, "seconds": sizes.seconds, "rounds": ROUNDS, "batch_size": BATCH,
         "model": str(args.model), "version": manifest.version, "onnxruntime": ort.__version__,
     }
     tokenizer = bare_tokenizer(version_dir)

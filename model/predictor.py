@@ -1,7 +1,8 @@
 """The predictor contract: posts (or texts) in, each task's calibrated probabilities and label out.
 
-Every backend normalises with `model.text.normalise`, sorts inputs by length, batches them (padding per batch in
-the transformer), applies the manifest's per-task temperature, and returns results in input order.
+Every backend normalises with `model.text.normalise`, sorts inputs by length (in tokens where the backend tokenises
+up front, else in characters), batches them (padding per batch in the transformer), applies the manifest's per-task
+temperature, and returns results in input order.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from tqdm import tqdm
@@ -52,18 +54,31 @@ class Predictor(ABC):
     def _logits(self, texts: list[str]) -> dict[str, np.ndarray]:
         """Raw logits per task for one batch of already normalised texts."""
 
+    def _encode(self, texts: list[str]) -> list[Any]:
+        """The model's inputs for normalised texts, one each; by default the texts themselves."""
+        return texts
+
+    def _length(self, encoded: Any) -> int:
+        """Sort key for batching: what the batch is padded by (characters here; tokens where a backend knows them)."""
+        return len(encoded)
+
+    def _run(self, batch: list[Any]) -> dict[str, np.ndarray]:
+        """Raw logits per task for one batch of `_encode` outputs."""
+        return self._logits(batch)
+
     def predict_logits(self, texts: Sequence[str], progress: bool = False) -> dict[str, np.ndarray]:
         """Uncalibrated logits per task, in input order (length-sorted batches inside)."""
         return self.logits_of_normalised([normalise(t) for t in texts], progress)
 
     def logits_of_normalised(self, normalised: Sequence[str], progress: bool = False) -> dict[str, np.ndarray]:
         """As predict_logits, for texts already passed through `normalise` (callers that cache by that key)."""
-        order = sorted(range(len(normalised)), key=lambda i: len(normalised[i]))
+        encoded = self._encode(list(normalised))
+        order = sorted(range(len(encoded)), key=lambda i: self._length(encoded[i]))
         out = {t.name: np.zeros((len(normalised), len(t.labels)), dtype=np.float64) for t in self.tasks}
         starts = range(0, len(order), self.batch_size)
         for start in tqdm(starts, desc="predicting", unit="batch", disable=not progress, leave=False):
             chunk = order[start : start + self.batch_size]
-            logits = self._logits([normalised[i] for i in chunk])
+            logits = self._run([encoded[i] for i in chunk])
             for task, values in logits.items():
                 out[task][chunk] = values
         return out

@@ -34,7 +34,8 @@ class OnnxPredictor(Predictor):
         self.backend = f"onnx-{variant}"
         self.tokenizer = Tokenizer.from_file(str(version_dir / ENCODER_DIR / "tokenizer.json"))
         self.tokenizer.enable_truncation(max_length=manifest.max_length or 128)
-        self.tokenizer.enable_padding(pad_id=export["pad_id"], pad_token=export["pad_token"])
+        self.tokenizer.no_padding()  # each batch is padded to its own longest post in `_run`
+        self.pad_id = export["pad_id"]
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         if threads:
@@ -46,13 +47,22 @@ class OnnxPredictor(Predictor):
         )
         self.outputs = [output.name for output in self.session.get_outputs()]
 
+    def _encode(self, texts: list[str]) -> list[list[int]]:
+        """Token ids per text, tokenised once: batches are then sorted by token count (measured: 4% padding
+        against 29% when sorted by characters, see BENCHMARKS.md)."""
+        return [encoding.ids for encoding in self.tokenizer.encode_batch(texts)]
+
     def _logits(self, texts: list[str]) -> dict[str, np.ndarray]:
-        encodings = self.tokenizer.encode_batch(texts)
-        feeds = {
-            "input_ids": np.array([e.ids for e in encodings], dtype=np.int64),
-            "attention_mask": np.array([e.attention_mask for e in encodings], dtype=np.int64),
-        }
-        values = self.session.run(self.outputs, feeds)
+        return self._run(self._encode(texts))
+
+    def _run(self, batch: list[list[int]]) -> dict[str, np.ndarray]:
+        longest = max(len(ids) for ids in batch)
+        input_ids = np.full((len(batch), longest), self.pad_id, dtype=np.int64)
+        attention_mask = np.zeros((len(batch), longest), dtype=np.int64)
+        for row, ids in enumerate(batch):
+            input_ids[row, : len(ids)] = ids
+            attention_mask[row, : len(ids)] = 1
+        values = self.session.run(self.outputs, {"input_ids": input_ids, "attention_mask": attention_mask})
         return {
             name.removeprefix("logits_"): logits.astype(np.float64)
             for name, logits in zip(self.outputs, values, strict=True)
