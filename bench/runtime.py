@@ -408,7 +408,8 @@ def quantization(predictor: OnnxPredictor, version_dir: Path, fp32: Path, scratc
                  sizes: Sizes) -> dict[str, Any]:
     manifest = predictor.manifest
     validation = labelled_texts(VALIDATION, manifest.schema_)[: sizes.validation]
-    calibration_tokenizer = copy.deepcopy(predictor.tokenizer)
+    calibration_tokenizer = copy.deepcopy(predictor.tokenizer)  # the predictor pads per batch itself; this one pads
+    calibration_tokenizer.enable_padding(pad_id=predictor.pad_id)
     variants = build_variants(version_dir, manifest, fp32, scratch, calibration_tokenizer, sizes)
     reference = with_session(predictor, fp32).predict_proba(validation)
     rows, candidates = [], {}
