@@ -45,7 +45,8 @@ class Settings(BaseSettings):
     max_posts: int = Field(default=256, ge=1, description="posts per request")
     max_text_chars: int = Field(default=5000, ge=1, description="longer texts are rejected, never cut")
     max_body_bytes: int = Field(default=2_000_000, ge=1024)
-    batch_max_posts: int = Field(default=64, ge=1, description="posts per forward pass")
+    batch_max_posts: int = Field(
+        default=256, ge=1, description="posts per micro-batch (sorted by length, run in forward passes of 32)")
     batch_max_wait_ms: float = Field(default=2.0, ge=0, description="wait for more work when requests queue up")
     queue_max_posts: int = Field(default=4096, ge=1, description="posts waiting; beyond it requests get 503")
     cache_size: int = Field(default=50_000, ge=0, description="model outputs cached by (model version, text)")
