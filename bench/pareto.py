@@ -16,7 +16,6 @@ import asyncio
 import json
 import os
 import platform
-import shutil
 import sys
 import tempfile
 from datetime import UTC, datetime
@@ -30,12 +29,11 @@ from bench.load import Texts, drive, start  # noqa: E402
 from bench.pareto_report import PARETO_RESULTS  # noqa: E402
 from bench.quality import RESULTS as QUALITY_RESULTS  # noqa: E402
 from bench.quality import write_report  # noqa: E402
-from bench.speed import throughput  # noqa: E402
+from bench.speed import exported_copy, throughput  # noqa: E402
 from model.artifact import load_manifest  # noqa: E402
 from model.predictor import load_predictor  # noqa: E402
 from training.config import DatasetSpec  # noqa: E402
 from training.datasets import label_arrays, load_dataset  # noqa: E402
-from training.export import run_export  # noqa: E402
 from training.metrics import summary_scores  # noqa: E402
 
 VALIDATION = ROOT / "data" / "brand_posts" / "validation.jsonl"
@@ -70,9 +68,7 @@ def service_speed(model: Path, backend: str, seconds: float, log_dir: Path) -> d
 
 def measure(name: str, model: Path, seconds: float, scratch: Path) -> list[dict]:
     version_dir, manifest = load_manifest(model)
-    copy = scratch / name / version_dir.name
-    shutil.copytree(version_dir, copy)
-    export = run_export(copy, min_int8_agreement=0.0, require_int8=False, log=lambda _: None)
+    copy, export = exported_copy(version_dir, scratch / name)
     layers = (manifest.encoder or {}).get("layers")
     texts = [Texts().next() for _ in range(512)]
     rows = []

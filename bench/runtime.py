@@ -29,7 +29,6 @@ import json
 import os
 import platform
 import random
-import shutil
 import sys
 import tempfile
 import time
@@ -63,14 +62,14 @@ from tokenizers import Tokenizer  # noqa: E402
 from bench.quality import RESULTS as QUALITY_RESULTS  # noqa: E402
 from bench.quality import write_report  # noqa: E402
 from bench.runtime_report import RUNTIME_RESULTS  # noqa: E402
-from bench.speed import throughput  # noqa: E402
+from bench.speed import exported_copy, throughput  # noqa: E402
 from model.artifact import ENCODER_DIR, Manifest, load_manifest  # noqa: E402
 from model.backends.onnx import OnnxPredictor  # noqa: E402
 from model.schema import LabelSchema  # noqa: E402
 from model.text import normalise  # noqa: E402
 from training.config import DatasetSpec  # noqa: E402
 from training.datasets import load_dataset  # noqa: E402
-from training.export import MAX_CALIBRATION_TEXTS, export_graph, run_export  # noqa: E402
+from training.export import MAX_CALIBRATION_TEXTS, export_graph  # noqa: E402
 from training.paths import shared_data_dir  # noqa: E402
 from training.provenance import git_commit  # noqa: E402
 from training.smoothing import DEFAULT_ALPHA  # noqa: E402
@@ -515,8 +514,6 @@ def served_int8(model: Path, scratch: Path, quick: bool) -> tuple[Path, str]:
     export = getattr(manifest, "onnx", None) or {}
     if "int8" in export.get("files", {}):
         return version_dir / export["files"]["int8"], f"served int8 ({export.get('quantization', 'dynamic')})"
-    copy_dir = scratch / "export" / version_dir.name
-    shutil.copytree(version_dir, copy_dir)
     train_files = [Path(d["path"]) for d in manifest.data.get("train") or []]
     calibration = None if train_files and all(p.is_file() for p in train_files) else [TRAIN]
     data = [VALIDATION]
@@ -524,8 +521,8 @@ def served_int8(model: Path, scratch: Path, quick: bool) -> tuple[Path, str]:
         calibration_file, data_file = quick_files(scratch, 128)
         calibration, data = [calibration_file], [data_file]
     log("the artifact serves no int8 graph; exporting a temporary one (as `triage-train export` does)")
-    made = run_export(copy_dir, data=data, calibration=calibration, min_int8_agreement=0.0, require_int8=False,
-                      log=lambda line: log(f"  export: {line}"))
+    copy_dir, made = exported_copy(version_dir, scratch / "export", data=data, calibration=calibration,
+                                   log=lambda line: log(f"  export: {line}"))
     reason = export.get("int8_rejected", {}).get("reason", "no int8 in the manifest")
     return copy_dir / made["files"]["int8"], f"temporary export: {made['quantization']} (not served: {reason})"
 

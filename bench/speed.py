@@ -22,6 +22,7 @@ import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -56,6 +57,14 @@ def latency_ms(predictor: Predictor, texts: list[str]) -> tuple[float, float]:
     return statistics.median(timings), quantiles[18]
 
 
+def exported_copy(version_dir: Path, scratch: Path, **options: Any) -> tuple[Path, dict[str, Any]]:
+    """Copy a version into `scratch` and export it there as `triage-train export` does, keeping int8 whatever its
+    parity (a benchmark measures what the gate refused): (the copy, the export's manifest section)."""
+    copy = Path(shutil.copytree(version_dir, scratch / version_dir.name))
+    options.setdefault("log", lambda _: None)
+    return copy, run_export(copy, min_int8_agreement=0.0, require_int8=False, **options)
+
+
 def predictors(model: Path, scratch: Path, int8_only: bool = False) -> dict[str, tuple[Predictor, str]]:
     """{name: (predictor, description)} for torch fp32, ONNX fp32 and ONNX int8 (only int8 with `int8_only`)."""
     version_dir, manifest = load_manifest(model)
@@ -70,8 +79,7 @@ def predictors(model: Path, scratch: Path, int8_only: bool = False) -> dict[str,
         found["onnx int8"] = (load_predictor(model, backend="onnx-int8"), "ONNX Runtime dynamic int8 (served)")
     else:
         # Measured anyway, from the same export run on a scratch copy: the export refused to ship it.
-        copy = Path(shutil.copytree(version_dir, scratch / version_dir.name))
-        run_export(copy, min_int8_agreement=0.0, require_int8=False, log=lambda _: None)
+        copy, _ = exported_copy(version_dir, scratch)
         found["onnx int8"] = (load_predictor(copy, backend="onnx-int8"),
                               "ONNX Runtime dynamic int8 (NOT served: " + export["int8_rejected"]["reason"] + ")")
     return found

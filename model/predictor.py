@@ -55,12 +55,10 @@ class Predictor(ABC):
         """Raw logits per task for one batch of already normalised texts."""
 
     def _encode(self, texts: list[str]) -> list[Any]:
-        """The model's inputs for normalised texts, one each; by default the texts themselves."""
-        return texts
+        """The model's inputs for normalised texts, one each; by default the texts themselves.
 
-    def _length(self, encoded: Any) -> int:
-        """Sort key for batching: what the batch is padded by (characters here; tokens where a backend knows them)."""
-        return len(encoded)
+        Batches are sorted by len() of these: characters by default, tokens where a backend returns token ids."""
+        return texts
 
     def _run(self, batch: list[Any]) -> dict[str, np.ndarray]:
         """Raw logits per task for one batch of `_encode` outputs."""
@@ -73,7 +71,7 @@ class Predictor(ABC):
     def logits_of_normalised(self, normalised: Sequence[str], progress: bool = False) -> dict[str, np.ndarray]:
         """As predict_logits, for texts already passed through `normalise` (callers that cache by that key)."""
         encoded = self._encode(list(normalised))
-        order = sorted(range(len(encoded)), key=lambda i: self._length(encoded[i]))
+        order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]))
         out = {t.name: np.zeros((len(normalised), len(t.labels)), dtype=np.float64) for t in self.tasks}
         starts = range(0, len(order), self.batch_size)
         for start in tqdm(starts, desc="predicting", unit="batch", disable=not progress, leave=False):
