@@ -75,6 +75,11 @@ class TransformerParams(_Strict):
     gradient_accumulation: int = Field(default=1, ge=1)
     learning_rate: float = Field(default=5e-5, gt=0)
     head_learning_rate: float | None = Field(default=None, gt=0, description="defaults to learning_rate")
+    layer_lr_decay: float = Field(
+        default=1.0, gt=0, le=1,
+        description="layer-wise learning-rate decay: encoder layer k of L trains at learning_rate * decay^(L - k), "
+        "the embeddings at decay^L (1 = one rate for the whole encoder)",
+    )
     weight_decay: float = Field(default=0.01, ge=0)
     warmup_ratio: float = Field(default=0.1, ge=0, le=1)
     class_weights: bool = Field(default=True, description="balanced class weights per task (rare intents)")

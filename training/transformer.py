@@ -8,6 +8,7 @@ decision on the mean validation macro-F1 over tasks; the best epoch's weights be
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import time
 from dataclasses import asdict, dataclass, field
@@ -107,6 +108,17 @@ class TrainState:
         path.write_text(json.dumps(asdict(self), indent=2), encoding="utf-8")
 
 
+_LAYER_INDEX = re.compile(r"\.layer\.(\d+)\.")
+
+
+def encoder_depth(parameter_name: str, n_layers: int) -> int:
+    """How deep a parameter sits for layer-wise lr decay: embeddings 0, encoder layer i at i + 1, the rest on top."""
+    if ".embeddings." in f".{parameter_name}":
+        return 0
+    match = _LAYER_INDEX.search(parameter_name)
+    return int(match.group(1)) + 1 if match else n_layers
+
+
 class TransformerTrainer:
     """Trains in `run_dir` (checkpoints/epoch-N, best/, state.json); `save_best` copies the best weights out."""
 
@@ -154,10 +166,15 @@ class TransformerTrainer:
 
     def _parameter_groups(self) -> list[dict[str, Any]]:
         head_lr = self.params.head_learning_rate or self.params.learning_rate
+        n_layers = self.network.encoder.config.num_hidden_layers
         groups: dict[tuple[float, float], list[torch.nn.Parameter]] = {}
         for name, parameter in self.network.named_parameters():
             decay = 0.0 if parameter.ndim < 2 else self.params.weight_decay  # no decay on biases and LayerNorm
-            lr = head_lr if name.startswith("heads.") else self.params.learning_rate
+            if name.startswith("heads."):
+                lr = head_lr
+            else:
+                depth = encoder_depth(name, n_layers)
+                lr = self.params.learning_rate * self.params.layer_lr_decay ** (n_layers - depth)
             groups.setdefault((lr, decay), []).append(parameter)
         return [{"params": ps, "lr": lr, "weight_decay": decay} for (lr, decay), ps in groups.items()]
 

@@ -14,7 +14,7 @@ from tests.training.interrupt import interrupted_in_epoch
 from training.batching import LengthGroupedBatchSampler
 from training.config import load_config
 from training.fit import run_fit
-from training.transformer import TransformerTrainer, balanced_class_weights
+from training.transformer import TransformerTrainer, balanced_class_weights, encoder_depth
 
 
 def test_fit_evaluate_and_predict_through_the_cli(
@@ -100,3 +100,22 @@ def test_length_grouped_batches_cover_every_row_once_and_repeat_per_epoch() -> N
 def test_balanced_class_weights_favour_rare_labels_and_ignore_unlabelled() -> None:
     weights = balanced_class_weights(np.array([0, 0, 0, 1, -100, -100]), n_labels=3)
     assert weights.tolist() == pytest.approx([4 / 6, 2.0, 1.0])
+
+
+def test_layer_wise_lr_decay_gives_lower_layers_smaller_rates(
+    tiny_encoder: Path, config_file: Path, tmp_path: Path
+) -> None:
+    config = load_config(config_file, {
+        "transformer.learning_rate": 1e-3, "transformer.head_learning_rate": 1e-2,
+        "transformer.layer_lr_decay": 0.5, "transformer.encoder": str(tiny_encoder),
+    })
+    trainer = TransformerTrainer(config, config.label_schema(), tmp_path / "run")
+    trainer.tokenizer, trainer.network = trainer._network()
+    rate_of = {id(p): group["lr"] for group in trainer._parameter_groups() for p in group["params"]}
+    rates = {name: rate_of[id(p)] for name, p in trainer.network.named_parameters()}
+    # 2 layers: embeddings at decay^2, layer 0 at decay^1, layer 1 (the top) at the full rate, heads at their own.
+    assert rates["encoder.embeddings.word_embeddings.weight"] == pytest.approx(2.5e-4)
+    assert rates["encoder.encoder.layer.0.attention.self.query.weight"] == pytest.approx(5e-4)
+    assert rates["encoder.encoder.layer.1.output.dense.weight"] == pytest.approx(1e-3)
+    assert all(rate == pytest.approx(1e-2) for name, rate in rates.items() if name.startswith("heads."))
+    assert encoder_depth("encoder.pooler.dense.weight", 2) == 2
