@@ -106,8 +106,11 @@ def score(probs: dict[str, np.ndarray], test: list[Example], config: TrainConfig
 
 
 def score_transformer(version_dir: Path, dev_file: Path, test: list[Example], config: TrainConfig,
-                      protocol: Protocol, n_bootstrap: int) -> dict[str, Any]:
-    """Export (parity on the dev split; int8 need not pass), then score torch, ONNX fp32 and ONNX int8."""
+                      protocol: Protocol, n_bootstrap: int,
+                      test_probs: dict[str, dict[str, np.ndarray]]) -> dict[str, Any]:
+    """Export (parity on the dev split; int8 need not pass), then score torch, ONNX fp32 and ONNX int8.
+
+    Each backend's test probabilities are added to `test_probs`."""
     from bench.speed import predictors
     from model.artifact import load_manifest
     from training.export import run_export
@@ -122,7 +125,8 @@ def score_transformer(version_dir: Path, dev_file: Path, test: list[Example], co
         for name, (predictor, _description) in predictors(version_dir, Path(scratch)).items():
             key = name.replace("torch fp32", "torch").replace("onnx ", "onnx-")
             log(f"scoring {key} on {len(texts)} test rows")
-            backends[key] = score(predictor.predict_proba(texts, progress=True), test, config, protocol, n_bootstrap)
+            test_probs[key] = predictor.predict_proba(texts, progress=True)
+            backends[key] = score(test_probs[key], test, config, protocol, n_bootstrap)
     export = manifest.onnx
     served = "onnx-int8" if "int8" in export["files"] else "onnx-fp32"
     parity = export["parity"]["int8"]
@@ -130,6 +134,28 @@ def score_transformer(version_dir: Path, dev_file: Path, test: list[Example], co
     int8 = (f"argmax agreement with torch on the dev split {100 * worst:.1f}% (worst task); "
             + ("served" if served == "onnx-int8" else f"not served ({export['int8_rejected']['reason']})"))
     return {"backends": backends, "served": served, "int8": int8}
+
+
+def save_probabilities(path: Path, dev: dict[str, np.ndarray], test: dict[str, dict[str, np.ndarray]]) -> None:
+    """One split's probabilities, kept for ensembles (bench/ensemble.py): the served backend's on the dev rows (to
+    choose ensemble weights) and every backend's on the test rows. Keys: dev/TASK and test/BACKEND/TASK."""
+    arrays = {f"dev/{task}": p for task, p in dev.items()}
+    arrays |= {f"test/{backend}/{task}": p for backend, probs in test.items() for task, p in probs.items()}
+    np.savez_compressed(path, **arrays)
+
+
+def load_probabilities(path: Path) -> tuple[dict[str, np.ndarray], dict[str, dict[str, np.ndarray]]]:
+    """(dev probabilities per task, test probabilities per backend and task) as saved by save_probabilities."""
+    dev: dict[str, np.ndarray] = {}
+    test: dict[str, dict[str, np.ndarray]] = {}
+    with np.load(path) as saved:
+        for key in saved.files:
+            part, *rest = key.split("/")
+            if part == "dev":
+                dev[rest[0]] = saved[key]
+            else:
+                test.setdefault(rest[0], {})[rest[1]] = saved[key]
+    return dev, test
 
 
 # ---- one split ----------------------------------------------------------------------------------------------------
@@ -182,11 +208,16 @@ def run_split(split: Split, config: TrainConfig, protocol: Protocol, workdir: Pa
         "best_epoch": training.get("best_epoch"),
         "epochs_run": training.get("epochs_run"),
     }
+    test_probs: dict[str, dict[str, np.ndarray]] = {}
     if config.backend == "linear":
-        probs = load_predictor(version_dir).predict_proba([e.post.text for e in split.test])
-        result |= {"backends": {"linear": score(probs, split.test, config, protocol, n_bootstrap)}, "served": "linear"}
+        test_probs["linear"] = load_predictor(version_dir).predict_proba([e.post.text for e in split.test])
+        result |= {"backends": {"linear": score(test_probs["linear"], split.test, config, protocol, n_bootstrap)},
+                   "served": "linear"}
     else:
-        result |= score_transformer(version_dir, dev_file, split.test, config, protocol, n_bootstrap)
+        result |= score_transformer(version_dir, dev_file, split.test, config, protocol, n_bootstrap, test_probs)
+    dev_probs = load_predictor(version_dir, backend=result["served"]).predict_proba(
+        [e.post.text for e in split.dev])
+    save_probabilities(workdir / f"{split.name}.probs.npz", dev_probs, test_probs)
     result["wall_seconds"] = round(time.perf_counter() - started, 1)
     done.write_text(json.dumps(result, indent=2))
     if not keep_model:
@@ -196,7 +227,7 @@ def run_split(split: Split, config: TrainConfig, protocol: Protocol, workdir: Pa
 
 
 # ---- aggregation --------------------------------------------------------------------------------------------------
-def _summary(values: list[float], interval: list[float] | None) -> dict[str, Any]:
+def summarise(values: list[float], interval: list[float] | None) -> dict[str, Any]:
     return {
         "mean": float(np.mean(values)),
         "std": float(np.std(values, ddof=1)) if len(values) > 1 else 0.0,
@@ -213,7 +244,7 @@ def aggregate(results: list[dict[str, Any]]) -> dict[str, Any]:
         for task in results[0]["backends"][backend]["tasks"]:
             per_split = [r["backends"][backend]["tasks"][task] for r in results]
             tasks[task] = {
-                metric: _summary([s[metric] for s in per_split], (per_split[0]["intervals"] or {}).get(metric))
+                metric: summarise([s[metric] for s in per_split], (per_split[0]["intervals"] or {}).get(metric))
                 for metric in HEADLINE_METRICS
             }
         scores[backend] = {"tasks": tasks}
@@ -265,7 +296,7 @@ def build_row(args: argparse.Namespace, protocol: Protocol, config: TrainConfig,
         name = protocol.subset[0]
         backend = "linear" if config.backend == "linear" else "torch"
         values = [r["backends"][backend]["subset"][name][protocol.metric] for r in results]
-        row["subset_scores"] = {f"{name} ({backend})": _summary(values, None)}
+        row["subset_scores"] = {f"{name} ({backend})": summarise(values, None)}
     return row
 
 
@@ -292,7 +323,8 @@ def command(args: argparse.Namespace) -> str:
     return " ".join(parts)
 
 
-def merge(row: dict[str, Any], path: Path = RESULTS) -> dict[str, Any]:
+def merge(row: dict[str, Any], path: Path | None = None) -> dict[str, Any]:
+    path = path or RESULTS
     results = json.loads(path.read_text()) if path.is_file() else {"rows": {}}
     results["rows"][f"{row['protocol']}/{row['backend']}/{row['variant']}"] = row
     results["rows"] = dict(sorted(results["rows"].items()))
@@ -301,8 +333,8 @@ def merge(row: dict[str, Any], path: Path = RESULTS) -> dict[str, Any]:
     return results
 
 
-def write_report(results: dict[str, Any], path: Path = REPORT) -> None:
-    path.write_text(render(results) + pareto_section() + runtime_section(), encoding="utf-8")
+def write_report(results: dict[str, Any], path: Path | None = None) -> None:
+    (path or REPORT).write_text(render(results) + pareto_section() + runtime_section(), encoding="utf-8")
 
 
 # ---- main ---------------------------------------------------------------------------------------------------------

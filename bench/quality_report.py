@@ -73,7 +73,13 @@ def _rows(row: dict[str, Any]) -> str:
 
 def _row_settings(row: dict[str, Any]) -> str:
     parts = [f"{row['splits_run']} of {row['splits_total']} folds" if row["splits_total"] > 1 else None]
-    if row["backend"] == "transformer":
+    if row["backend"] == "ensemble":
+        params = row["settings"]
+        weights = "; ".join(", ".join(f"{w:g}" for w in split) for split in params["weights"])
+        parts.append(f"weighted mean of the probabilities of {', '.join(f'`{m}`' for m in params['members'])} "
+                     f"(each member's served backend); weights chosen per split on its dev rows by "
+                     f"{METRIC_NAMES[row['metric']]}, grid step {params['step']:g}: {weights}")
+    elif row["backend"] == "transformer":
         params = row["settings"]
         parts.append(f"{params['encoder']}, {params['epochs']} epochs (best epochs {row['best_epochs']}), "
                      f"lr {params['learning_rate']:g}, batch {params['batch_size']}, max length {params['max_length']}")

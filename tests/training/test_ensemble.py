@@ -1,0 +1,85 @@
+"""bench/ensemble.py: weights chosen on dev only, probabilities saved per split, and one real run end to end."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bench import ensemble, quality
+from model.posts import Post
+from training.benchmarks import PROTOCOLS, Split, protocol_config_path
+from training.config import load_config
+from training.datasets import Example
+
+COMPLAINTS = PROTOCOLS["complaints"]
+
+
+def rows(labels: list[int]) -> list[Example]:
+    return [Example(post=Post(id=str(i), text=f"own text {i}"), labels={"complaint": y}, file="own.jsonl", line=i)
+            for i, y in enumerate(labels)]
+
+
+def test_weight_grid_covers_the_simplex_and_puts_the_equal_split_first() -> None:
+    grid = ensemble.weight_grid(2, 0.25)
+    assert grid[0] == (0.5, 0.5)
+    assert sorted(set(grid)) == [(0.0, 1.0), (0.25, 0.75), (0.5, 0.5), (0.75, 0.25), (1.0, 0.0)]
+    assert all(sum(w) == pytest.approx(1) for w in ensemble.weight_grid(3, 0.1))
+    assert len(set(ensemble.weight_grid(3, 0.1))) == 66 + 1  # the grid, and the exact equal split
+    with pytest.raises(ensemble.EnsembleError):
+        ensemble.weight_grid(2, 0.3)
+
+
+def test_weights_follow_the_member_that_is_right_on_dev() -> None:
+    config = load_config(protocol_config_path(COMPLAINTS))
+    dev = rows([0, 1, 0, 1])
+    right = {"complaint": np.array([[0.9, 0.1], [0.2, 0.8], [0.7, 0.3], [0.4, 0.6]])}
+    wrong = {"complaint": np.array([[0.1, 0.9], [0.9, 0.1], [0.2, 0.8], [0.8, 0.2]])}
+    weights, value = ensemble.choose_weights([wrong, right], dev, config, COMPLAINTS, 0.1)
+    assert value == 1.0 and weights[1] > weights[0]
+    averaged = ensemble.combine([wrong, right], (0.5, 0.5))["complaint"]
+    assert np.allclose(averaged, (wrong["complaint"] + right["complaint"]) / 2)
+
+
+def test_probabilities_round_trip_and_a_member_without_them_is_refused(tmp_path: Path) -> None:
+    dev = {"complaint": np.array([[0.3, 0.7]])}
+    test = {"torch": {"complaint": np.array([[0.6, 0.4], [0.1, 0.9]])}, "onnx-fp32": {"complaint": np.zeros((2, 2))}}
+    quality.save_probabilities(tmp_path / "fold-1.probs.npz", dev, test)
+    dev_again, test_again = quality.load_probabilities(tmp_path / "fold-1.probs.npz")
+    assert np.array_equal(dev_again["complaint"], dev["complaint"])
+    assert set(test_again) == {"torch", "onnx-fp32"} and np.array_equal(test_again["torch"]["complaint"],
+                                                                          test["torch"]["complaint"])
+    split = Split(name="fold-2", train=[], dev=rows([1]), test=rows([0, 1]))
+    with pytest.raises(ensemble.EnsembleError, match="fold-2 has no saved probabilities"):
+        ensemble.member_split(tmp_path, split)
+    (tmp_path / "fold-1.json").write_text(json.dumps({"served": "torch"}))
+    with pytest.raises(ensemble.EnsembleError, match="different data"):
+        ensemble.member_split(tmp_path, Split(name="fold-1", train=[], dev=rows([1, 0]), test=rows([0, 1])))
+    matching = Split(name="fold-1", train=[], dev=rows([1]), test=rows([0, 1]))
+    _dev, _test, served = ensemble.member_split(tmp_path, matching)
+    assert served == "torch"
+
+
+@pytest.mark.shared_data
+def test_an_ensemble_of_two_linear_rows_on_two_complaints_folds(
+    shared_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for module in (quality, ensemble):
+        monkeypatch.setattr(module, "RESULTS", tmp_path / "quality.json")
+        monkeypatch.setattr(module, "RUNS", tmp_path / "runs")
+    monkeypatch.setattr(quality, "REPORT", tmp_path / "BENCHMARKS.md")
+    common = ["--protocol", "complaints", "--backend", "linear", "--folds", "2", "--bootstrap", "0",
+              "--shared-data", str(shared_data)]
+    quality.main([*common, "--variant", "soft", "--set", "linear.C=0.5"])
+    quality.main([*common, "--variant", "hard", "--set", "linear.C=8"])
+    ensemble.main(["--protocol", "complaints", "--member", "linear/soft", "--member", "linear/hard",
+                   "--shared-data", str(shared_data), "--bootstrap", "0"])
+    saved = json.loads((tmp_path / "quality.json").read_text())["rows"]
+    row = saved["complaints/ensemble/linear/soft + linear/hard"]
+    assert row["splits_run"] == 2 and len(row["settings"]["weights"]) == 2
+    folds = row["scores"]["ensemble"]["tasks"]["complaint"]["macro_f1"]["folds"]
+    assert all(0.6 < value <= 1 for value in folds)
+    assert "weighted mean of the probabilities of `linear/soft`, `linear/hard`" in (
+        tmp_path / "BENCHMARKS.md").read_text()
