@@ -78,6 +78,9 @@ class Factors(StrictModel):
     age: AgeFactor
 
 
+_SELF_REFERENCE = re.compile(r"\\[1-9]|\(\?P=")  # \1 or (?P=name) inside a pattern
+
+
 class Override(StrictModel):
     """A crisis rule: when any pattern matches the text, the post is answered, scored up and routed."""
 
@@ -101,6 +104,12 @@ class Override(StrictModel):
 
     def model_post_init(self, context: Any, /) -> None:
         self._regexes = [re.compile(p, re.IGNORECASE) for p in self.patterns]
+        # One alternation finds the same match as searching each pattern and keeping the earliest (at one position,
+        # alternatives are tried in list order, as min() keeps the first of equal starts) in one pass over the text.
+        # Patterns with backreferences would be renumbered by the join, and inline global flags are refused in the
+        # middle of a pattern: those keep one search per pattern.
+        if len(self._regexes) > 1 and not any(_SELF_REFERENCE.search(p) or p.startswith("(?") for p in self.patterns):
+            self._regexes = [re.compile("|".join(f"(?:{p})" for p in self.patterns), re.IGNORECASE)]
 
     def match(self, text: str) -> str | None:
         """The earliest matching text, as written in the post, or None."""

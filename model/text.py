@@ -32,7 +32,8 @@ def normalise(text: str) -> str:
     text = html.unescape(text)
     text = _URL.sub(URL_PLACEHOLDER, text)
     text = _HANDLE.sub(USER_PLACEHOLDER, text)
-    text = emoji.replace_emoji(text, replace=_emoji_as_words)
+    if not text.isascii():  # emoji are never ASCII; the emoji scan is most of this function's time
+        text = emoji.replace_emoji(text, replace=_emoji_as_words)
     return _SPACE.sub(" ", text).strip()
 
 

@@ -234,6 +234,19 @@ def test_innocent_text_matches_no_override(text: str) -> None:
     assert (decision.needs_response, decision.tier, decision.route) == (False, "P4", "ignore")
 
 
+def test_an_override_quotes_the_earliest_match_and_the_first_listed_pattern_at_a_tie() -> None:
+    from model.policy_rules import Override
+
+    rule = Override(name="r", patterns=[r"\blate\b", r"\bparcel\b", r"\bparcel came\b"], points=1,
+                    route="customer_care", min_tier="P3")
+    assert rule.match("the PARCEL came late") == "PARCEL"  # earliest position wins over list order
+    assert rule.match("parcel came late") == "parcel"  # same start: the first listed pattern wins
+    assert rule.match("nothing here") is None
+    repeated = Override(name="echo", patterns=[r"\b(\w+) \1\b", r"\bfire\b"], points=1, route="pr",
+                        min_tier="P3")
+    assert repeated.match("it is on fire fire") == "fire fire"  # a backreference keeps its own group numbering
+
+
 def test_several_overrides_add_up_and_the_biggest_routes() -> None:
     plain = decide(post(text="@NimbusMobile hello"), **PRAISE)
     both = decide(post(text="my account was HACKED and a journalist friend wants to hear about it"), **PRAISE)
