@@ -92,15 +92,20 @@ async def drive(url: str, concurrency: int, size: int, seconds: float, texts: Te
         posts = [{"id": f"{id_prefix}{next(ids)}", "text": texts.next()} for _ in range(size)]
         return json.dumps({"posts": posts}).encode()
 
-    connector = aiohttp.TCPConnector(limit=concurrency)
+    # Idle connections are dropped after 2 s, before uvicorn's 5 s keep-alive closes them from its side: aiohttp
+    # does not retry a POST on a connection the server has just closed.
+    connector = aiohttp.TCPConnector(limit=concurrency, keepalive_timeout=2)
     timeout = aiohttp.ClientTimeout(total=120)
     headers = {"Content-Type": "application/json"}
     async with aiohttp.ClientSession(base_url=url, connector=connector, timeout=timeout, headers=headers) as client:
 
         async def post() -> bool:
-            async with client.post(path, data=body()) as response:
-                await response.read()
-                return response.status < 400
+            try:
+                async with client.post(path, data=body()) as response:
+                    await response.read()
+                    return response.status < 400
+            except aiohttp.ClientError:
+                return False
 
         async def worker() -> None:
             nonlocal posts, errors, warmed
