@@ -264,7 +264,7 @@ def build_row(args: argparse.Namespace, protocol: Protocol, config: TrainConfig,
         "task": protocol.task or config.label_schema().names[0],
         "metric": protocol.metric,
         "split": protocol.split,
-        "config": protocol.config,
+        "config": config_label(args, protocol),
         "overrides": overrides,
         "settings": settings,
         "splits_total": splits_total,
@@ -308,8 +308,18 @@ def int8_by_split(results: list[dict[str, Any]]) -> str | None:
             f"in {passed} of {len(results)} folds; the others serve ONNX fp32")
 
 
+def config_label(args: argparse.Namespace, protocol: Protocol) -> str:
+    """The config a row was trained with, relative to the project when it is inside it."""
+    if args.config is None:
+        return protocol.config
+    path = args.config.resolve()
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
+
+
 def command(args: argparse.Namespace) -> str:
     parts = [".venv/bin/python", "bench/quality.py", "--protocol", args.protocol, "--backend", args.backend]
+    if args.config is not None:
+        parts += ["--config", config_label(args, PROTOCOLS[args.protocol])]
     if args.epochs is not None:
         parts += ["--epochs", str(args.epochs)]
     if args.folds is not None:
@@ -343,6 +353,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--protocol", choices=sorted(PROTOCOLS))
     parser.add_argument("--backend", choices=["linear", "transformer"])
     parser.add_argument("--shared-data", type=Path, default=shared_data_dir())
+    parser.add_argument("--config", type=Path,
+                        help="another config for the protocol (e.g. with auxiliary tasks); its first training file "
+                             "must be the protocol's own, and the protocol's rules still apply")
     parser.add_argument("--epochs", type=int, help="transformer epochs (default: the config's)")
     parser.add_argument("--folds", type=int, help="run only the first N folds of a cross-validated protocol")
     parser.add_argument("--set", action="append", help="any config field, e.g. transformer.learning_rate=4e-5")
@@ -375,10 +388,11 @@ def main(argv: list[str] | None = None) -> None:
     # The work directory depends on the settings only, so a run limited with --folds reuses (and extends) the folds
     # that a longer run with the same settings has finished.
     settings = args.variant or ",".join(
-        f"{k.removeprefix('transformer.').removeprefix('linear.')}={v}" for k, v in sorted(overrides.items())
+        ([f"config={args.config.stem}"] if args.config else [])
+        + [f"{k.removeprefix('transformer.').removeprefix('linear.')}={v}" for k, v in sorted(overrides.items())]
     ) or "reference"
     variant = settings if args.variant or args.folds is None else f"{settings},folds={args.folds}"
-    config = load_config(protocol_config_path(protocol), overrides | {"backend": args.backend})
+    config = load_config(args.config or protocol_config_path(protocol), overrides | {"backend": args.backend})
     workdir = RUNS / protocol.name / args.backend / settings.replace("/", "_")
     workdir.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()

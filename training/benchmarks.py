@@ -211,6 +211,10 @@ def benchmark_splits(protocol: Protocol, config: TrainConfig, shared: Path, work
     train_sets = load_datasets(_readable(protocol, config.train, workdir), schema, config.columns)
     rows = [e for d in train_sets for e in d.examples if e.labels]
     if protocol.folds:
+        # Folds are cut from the protocol's own data (the first training file); the rows of any further files are
+        # auxiliary and only ever join the training part (after the overlap rule, below).
+        own = [e for e in train_sets[0].examples if e.labels]
+        auxiliary = [e for d in train_sets[1:] for e in d.examples if e.labels]
         task = protocol.task or schema.names[0]
         extra = protocol.fold_stratify_extra
 
@@ -218,8 +222,10 @@ def benchmark_splits(protocol: Protocol, config: TrainConfig, shared: Path, work
             return (e.labels.get(task), e.extras.get(extra) if extra else None)
 
         fraction = config.holdout.fraction if config.holdout else 0.1
-        splits = cross_validation_splits(rows, protocol.folds, fraction, stratum, stratum,
+        splits = cross_validation_splits(own, protocol.folds, fraction, stratum, stratum,
                                          salt=config.holdout.salt if config.holdout else "tweet-triage")
+        for split in splits:
+            split.train = [*split.train, *auxiliary]
     else:
         test_spec = config.train[0].model_copy(update={"path": shared / protocol.test_file})
         (test,) = load_datasets([test_spec], schema, config.columns)

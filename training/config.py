@@ -32,7 +32,12 @@ class DatasetSpec(_Strict):
     """One labelled file. `columns` maps post fields and task names to the file's columns."""
 
     path: Path
-    format: Literal["jsonl", "csv", "parquet"] | None = None
+    format: Literal["jsonl", "csv", "parquet", "lines"] | None = None
+    label_files: dict[str, Path] = Field(
+        default_factory=dict,
+        description="format 'lines' (one text per line, as TweetEval ships): per task, a file with one raw label "
+        "per line, aligned line by line with the text file",
+    )
     columns: dict[str, str] = Field(default_factory=dict)
     values: dict[str, dict[str, str]] = Field(
         default_factory=dict, description="per task, raw value -> label (e.g. 0 -> negative)"
@@ -48,7 +53,15 @@ class DatasetSpec(_Strict):
             return "jsonl"
         if suffix in {"csv", "parquet"}:
             return suffix
-        raise ConfigError(f"{self.path}: cannot tell the format from the suffix; set format: jsonl|csv|parquet")
+        if suffix == "txt":
+            return "lines"
+        raise ConfigError(f"{self.path}: cannot tell the format from the suffix; set format: jsonl|csv|parquet|lines")
+
+    @model_validator(mode="after")
+    def _label_files_need_lines(self) -> DatasetSpec:
+        if self.label_files and self.resolved_format != "lines":
+            raise ValueError("'label_files' go with format 'lines' (a .txt file of one text per line)")
+        return self
 
 
 class LinearParams(_Strict):
@@ -197,6 +210,9 @@ def _resolve_paths(raw: dict[str, Any], base: Path) -> None:
                 datasets[i] = item = {"path": item}
             if isinstance(item, dict) and isinstance(item.get("path"), str):
                 item["path"] = _resolve(item["path"], base)
+            if isinstance(item, dict) and isinstance(item.get("label_files"), dict):
+                item["label_files"] = {task: _resolve(file, base) if isinstance(file, str) else file
+                                       for task, file in item["label_files"].items()}
     if isinstance(raw.get("transformer"), dict):
         encoder = raw["transformer"].get("encoder")
         if isinstance(encoder, str) and (encoder.startswith((".", "/", "~", "$"))):

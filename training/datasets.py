@@ -106,6 +106,41 @@ def _jsonl_records(path: Path, text: str) -> Records:
         yield number, record
 
 
+def _read(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as err:
+        raise DatasetError([f"{path}: cannot read: {err.strerror or err}"]) from err
+
+
+def _lines_records(spec: DatasetSpec, text: str, columns: dict[str, str], labels: dict[str, str]) -> list[
+        tuple[int, dict[str, Any]]]:
+    """Format 'lines': line i of the text file, with line i of each task's label file (TweetEval's layout).
+
+    Lines end at "\n" only (tweets may hold other Unicode line breaks). A blank text line is skipped with its labels,
+    as blank JSONL lines are: TweetEval's hate split has a few.
+    """
+    texts = _lines(text)
+    columns_of = {task: columns.get(task, task) for task in labels}
+    label_lines = {task: _lines(content) for task, content in labels.items()}
+    for task, lines in label_lines.items():
+        if len(lines) != len(texts):
+            raise DatasetError([f"{spec.label_files[task]}: {len(lines)} label lines for the {len(texts)} lines of "
+                                f"{spec.path} (task '{task}'); the files must be aligned line by line"])
+    return [
+        (number, {columns.get("text", "text"): line.strip()}
+         | {columns_of[task]: lines[number - 1].strip() or None for task, lines in label_lines.items()})
+        for number, line in enumerate(texts, 1) if line.strip()
+    ]
+
+
+def _lines(text: str) -> list[str]:
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    return [line.removesuffix("\r") for line in lines]
+
+
 def _csv_records(path: Path, text: str) -> tuple[list[str], Records]:
     reader = csv.DictReader(io.StringIO(text, newline=""))
     header = list(reader.fieldnames or [])
@@ -191,18 +226,21 @@ def scan_dataset(
     """
     path = spec.path
     columns = {**(columns or {}), **spec.columns}
-    unknown = set(spec.values) - {t.name for t in tasks}
-    if unknown:
-        names = [t.name for t in tasks]
-        raise DatasetError([f"{path}: 'values' maps unknown tasks {sorted(unknown)}; tasks are {names}"])
-    try:
-        data = path.read_bytes()
-    except OSError as err:
-        raise DatasetError([f"{path}: cannot read: {err.strerror or err}"]) from err
+    for option, mapping in (("values", spec.values), ("label_files", spec.label_files)):
+        unknown = set(mapping) - {t.name for t in tasks}
+        if unknown:
+            names = [t.name for t in tasks]
+            raise DatasetError([f"{path}: '{option}' maps unknown tasks {sorted(unknown)}; tasks are {names}"])
+    data = _read(path)
     fmt = spec.resolved_format
     header: list[str] | None = None
     if fmt == "parquet":
         header, records = _parquet_records(path)
+    elif fmt == "lines":
+        label_bytes = {task: _read(file) for task, file in spec.label_files.items()}
+        records = _lines_records(spec, _decode(path, data), columns,
+                                 {task: _decode(spec.label_files[task], raw) for task, raw in label_bytes.items()})
+        data += b"".join(label_bytes.values())  # the recorded checksum covers the label files too
     else:
         text = _decode(path, data)
         if fmt == "csv":

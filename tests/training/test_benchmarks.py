@@ -29,6 +29,7 @@ from training.config import DatasetSpec, load_config
 from training.datasets import Example, load_dataset
 from training.metrics import summary_scores
 
+ROOT = Path(__file__).resolve().parents[2]
 SCHEMA = LabelSchema.from_mapping({"complaint": ["no", "yes"]})
 TOPICS = ("parcel", "invoice", "router", "refund", "login", "delivery", "screen", "battery")
 
@@ -153,11 +154,35 @@ def test_the_protocol_refuses_a_config_that_breaks_the_source_rule(tmp_path: Pat
         benchmark_splits(PROTOCOLS["brand_intent"], load_config(config), tmp_path, tmp_path / "work")
 
 
+def test_cross_validation_folds_come_from_the_first_file_and_auxiliary_rows_only_train(tmp_path: Path) -> None:
+    from training.benchmarks import Protocol
+
+    own = tmp_path / "own.jsonl"
+    own.write_text("".join(json.dumps({"id": str(e.post.id), "text": e.post.text, "domain": e.extras["domain"],
+                                       "complaint": ["no", "yes"][e.labels["complaint"]]}) + "\n" for e in pool(60)))
+    aux = tmp_path / "aux.jsonl"
+    aux.write_text("".join(json.dumps({"id": f"a{i}", "text": f"an extra tweet about {TOPICS[i % 8]} number {i}",
+                                       "mood": ["calm", "angry"][i % 2]}) + "\n" for i in range(12)))
+    config = tmp_path / "multi.yaml"
+    config.write_text(f"name: multi\nbackend: linear\ntasks: {{complaint: ['no', 'yes'], mood: [calm, angry]}}\n"
+                      f"train: ['{own}', '{aux}']\nholdout: {{fraction: 0.1}}\n")
+    protocol = Protocol(name="tiny", config=str(config), task="complaint", metric="macro_f1", split="3 folds",
+                        folds=3, fold_stratify_extra="domain")
+    splits = benchmark_splits(protocol, load_config(config), tmp_path, tmp_path / "work")
+    assert sum(len(s.test) for s in splits) == 60  # every own row is tested once, no auxiliary row ever is
+    for split in splits:
+        assert all("complaint" in e.labels for e in [*split.test, *split.dev])
+        assert sum("mood" in e.labels for e in split.train) == 12
+
+
 def test_benchmark_configs_follow_the_source_rules() -> None:
+    variants = {"tweeteval_sentiment": ["configs/benchmarks/tweeteval_sentiment_multitask.yaml"]}
     for protocol in PROTOCOLS.values():
-        config = load_config(protocol_config_path(protocol))
-        check_training_sources(protocol.name, [*config.train, *config.validation])
-        assert config.validation or config.holdout, protocol.name  # model selection never uses the test split
+        for path in [protocol_config_path(protocol), *(ROOT / p for p in variants.get(protocol.name, []))]:
+            config = load_config(path)
+            check_training_sources(protocol.name, [*config.train, *config.validation])
+            assert config.validation or config.holdout, path  # model selection never uses the test split
+            assert config.label_schema().names[0] == (protocol.task or config.label_schema().names[0]), path
 
 
 # ---- data plumbing ------------------------------------------------------------------------------------------------
@@ -218,5 +243,8 @@ def test_each_row_records_the_command_that_reproduces_it() -> None:
     argv = ["--protocol", "complaints", "--backend", "transformer", "--epochs", "2", "--folds", "3",
             "--set", "transformer.learning_rate=4e-5"]
     assert command(parse_args(argv)) == ".venv/bin/python bench/quality.py " + " ".join(argv)
+    other = ["--protocol", "tweeteval_sentiment", "--backend", "transformer",
+             "--config", "configs/benchmarks/tweeteval_sentiment_multitask.yaml"]
+    assert command(parse_args(other)) == ".venv/bin/python bench/quality.py " + " ".join(other)
     with pytest.raises(SystemExit):
         parse_args(["--protocol", "complaints"])  # a backend is required

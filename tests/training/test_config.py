@@ -16,10 +16,13 @@ def test_paths_resolve_against_the_config_and_shared_data_variable(tmp_path: Pat
     config = load_config(write(tmp_path / "configs" / "c.yaml", (
         "name: demo\nschema: ../labels.yaml\ntrain:\n  - ../train.jsonl\n"
         "validation:\n  - path: ${TRIAGE_SHARED_DATA}/x/validation.jsonl\n"
+        "  - path: ../val_text.txt\n    label_files:\n      sentiment: ${TRIAGE_SHARED_DATA}/x/val_labels.txt\n"
     )))
     assert config.schema_file == tmp_path / "labels.yaml"
     assert config.train[0].path == tmp_path / "train.jsonl"
     assert config.validation[0].path == Path("/data/shared/x/validation.jsonl")
+    assert config.validation[1].path == tmp_path / "val_text.txt"
+    assert config.validation[1].label_files == {"sentiment": Path("/data/shared/x/val_labels.txt")}
 
 
 def test_overrides_are_typed_and_cli_paths_are_relative_to_cwd(tmp_path: Path) -> None:

@@ -117,6 +117,35 @@ def test_csv_jsonl_and_parquet_read_the_same(tmp_path: Path) -> None:
     assert jsonl.examples[0].extras == {"source": rows[0]["source"]}
 
 
+def test_lines_format_reads_a_text_file_with_aligned_label_files(tmp_path: Path) -> None:
+    # a blank text line is skipped with its labels; a line break other than "\n" stays inside its text
+    (tmp_path / "text.txt").write_text("my parcel never came \nlove the new\u2028app\n\nwhat time do you open\n")
+    (tmp_path / "sentiment.txt").write_text("0\n2\n0\n1\n")
+    (tmp_path / "intent.txt").write_text("complaint\npraise\nspam\n\n")  # an empty label leaves the row unlabelled
+    dataset = load(tmp_path / "text.txt", values={"sentiment": {"0": "negative", "1": "neutral", "2": "positive"}},
+                   label_files={"sentiment": tmp_path / "sentiment.txt", "intent": tmp_path / "intent.txt"})
+    assert [(e.post.text, e.labels) for e in dataset.examples] == [
+        ("my parcel never came", {"intent": 0, "sentiment": 0}),
+        ("love the new\u2028app", {"intent": 4, "sentiment": 2}),
+        ("what time do you open", {"sentiment": 1}),
+    ]
+    assert [e.post.id for e in dataset.examples] == ["1", "2", "4"]
+
+
+def test_lines_format_errors_name_the_file_and_line(tmp_path: Path) -> None:
+    (tmp_path / "text.txt").write_text("one\ntwo\nthree\n")
+    (tmp_path / "short.txt").write_text("negative\n")
+    assert "short.txt: 1 label lines for the 3 lines of" in error_of(
+        tmp_path / "text.txt", label_files={"sentiment": tmp_path / "short.txt"})
+    (tmp_path / "labels.txt").write_text("negative\nneutral\nangry\n")
+    message = error_of(tmp_path / "text.txt", label_files={"sentiment": tmp_path / "labels.txt"})
+    assert f"{tmp_path / 'text.txt'}:3: field 'sentiment': unknown label 'angry'" in message
+    assert "'label_files' maps unknown tasks ['mood']" in error_of(
+        tmp_path / "text.txt", label_files={"mood": tmp_path / "labels.txt"})
+    with pytest.raises(ValueError, match="go with format 'lines'"):
+        DatasetSpec(path=tmp_path / "posts.jsonl", label_files={"sentiment": tmp_path / "labels.txt"})
+
+
 def test_parquet_errors_name_the_row(tmp_path: Path) -> None:
     path = tmp_path / "p.parquet"
     pd.DataFrame(rows_with({"intent": "rant"}, at=2)).to_parquet(path)
