@@ -175,6 +175,38 @@ def distill(
 
 @app.command()
 @_friendly_errors
+def adapt(
+    config: Annotated[Path, typer.Option(help="YAML adaptation config (unlabelled texts, exclusions, MLM settings)",
+                                         exists=True, dir_okay=False)],
+    output: Annotated[Path, typer.Option(help="writes OUTPUT/NAME, an encoder directory")] = Path("models/encoders"),
+    max_steps: Annotated[int | None, typer.Option(help="stop after this many optimiser steps")] = None,
+    set_: Annotated[
+        list[str] | None, typer.Option("--set", help="any config field, e.g. adapt.learning_rate=1e-4 (repeatable)")
+    ] = None,
+    resume: Annotated[bool, typer.Option(help="continue an interrupted run of this config from its checkpoint")]
+    = False,
+) -> None:
+    """Continue masked-language-model training of an encoder on unlabelled tweets (domain adaptation).
+
+    The result is an encoder directory for `transformer.encoder` in any training config."""
+    from training.config import AdaptConfig
+    from training.domain_adapt import run_adapt
+
+    resolved = load_config(config, _overrides(set_, {"adapt.max_steps": max_steps}), kind=AdaptConfig)
+    _quiet_hugging_face()
+    try:
+        target = run_adapt(resolved, output, resume=resume, log=_log)
+    except KeyboardInterrupt:
+        _log("interrupted: run the same command with --resume to continue from the last checkpoint")
+        raise typer.Exit(code=130) from None
+    record = json.loads((target / "adaptation.json").read_text())
+    _log(f"wrote {target}: held-out MLM loss {record['heldout_mlm_loss']['before']:.3f} -> "
+         f"{record['heldout_mlm_loss']['after']:.3f}; use it with --set transformer.encoder={target}")
+    print(target)
+
+
+@app.command()
+@_friendly_errors
 def evaluate(
     model: Annotated[Path, typer.Option(help="version directory, or NAME directory (its latest version)")],
     data: Annotated[list[Path], typer.Option(help="labelled JSONL/CSV/Parquet file (repeatable)")],

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -183,6 +183,35 @@ class DistillConfig(TrainConfig):
         return self
 
 
+class AdaptParams(_Strict):
+    """Continued masked-language-model training of an encoder (domain adaptation)."""
+
+    encoder: str = Field(default="all-MiniLM-L6-v2", description="the encoder to adapt, as transformer.encoder")
+    max_length: int = Field(default=64, ge=8, le=512, description="tweets: p99 is about 50 tokens")
+    epochs: int = Field(default=1, ge=1)
+    max_steps: int | None = Field(default=None, ge=1, description="stop after this many optimiser steps")
+    batch_size: int = Field(default=32, ge=1)
+    learning_rate: float = Field(default=5e-5, gt=0)
+    weight_decay: float = Field(default=0.01, ge=0)
+    warmup_ratio: float = Field(default=0.06, ge=0, le=1)
+    mlm_probability: float = Field(default=0.15, gt=0, lt=1, description="share of tokens masked (BERT's 15%)")
+    heldout_texts: int = Field(default=500, ge=0, description="unlabelled texts kept out to measure the MLM loss")
+    checkpoint_steps: int = Field(default=500, ge=1, description="steps between resumable checkpoints")
+
+
+class AdaptConfig(_Strict):
+    """`triage-train adapt`: unlabelled in-domain texts, the evaluation texts to keep out, and the MLM settings."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+    seed: int = 13
+    unlabelled: list[UnlabelledSpec] = Field(min_length=1)
+    exclude: list[DatasetSpec] = Field(
+        default_factory=list, description="evaluation files (any format) whose texts must never be trained on"
+    )
+    adapt: AdaptParams = Field(default_factory=AdaptParams)
+
+
+ConfigT = TypeVar("ConfigT", bound=BaseModel)
 DATASET_LISTS = ("train", "validation", "unlabelled", "exclude")  # config keys that list files
 
 
@@ -213,10 +242,11 @@ def _resolve_paths(raw: dict[str, Any], base: Path) -> None:
             if isinstance(item, dict) and isinstance(item.get("label_files"), dict):
                 item["label_files"] = {task: _resolve(file, base) if isinstance(file, str) else file
                                        for task, file in item["label_files"].items()}
-    if isinstance(raw.get("transformer"), dict):
-        encoder = raw["transformer"].get("encoder")
-        if isinstance(encoder, str) and (encoder.startswith((".", "/", "~", "$"))):
-            raw["transformer"]["encoder"] = _resolve(encoder, base)
+    for section in ("transformer", "adapt"):
+        if isinstance(raw.get(section), dict):
+            encoder = raw[section].get("encoder")
+            if isinstance(encoder, str) and (encoder.startswith((".", "/", "~", "$"))):
+                raw[section]["encoder"] = _resolve(encoder, base)
 
 
 def _set_dotted(raw: dict[str, Any], dotted: str, value: Any) -> None:
@@ -242,11 +272,11 @@ def load_config(
     path: str | Path,
     overrides: dict[str, Any] | None = None,
     cli_base: Path | None = None,
-    kind: type[TrainConfig] = TrainConfig,
-) -> TrainConfig:
+    kind: type[ConfigT] = TrainConfig,  # type: ignore[assignment]
+) -> ConfigT:
     """Read a YAML config and apply overrides (dotted keys; paths in them are relative to `cli_base`, the CWD).
 
-    `kind` is the model to validate against: TrainConfig for fit, DistillConfig for distill.
+    `kind` is the model to validate against: TrainConfig for fit, DistillConfig for distill, AdaptConfig for adapt.
     """
     path = Path(path)
     try:

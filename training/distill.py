@@ -111,7 +111,7 @@ def distillation_loss(
 
 
 # ---- unlabelled texts -----------------------------------------------------------------------------------------------
-def _read_texts(spec: DatasetSpec, log: Callable[[str], None]) -> tuple[list[Example], dict[str, Any]]:
+def read_texts(spec: DatasetSpec, log: Callable[[str], None]) -> tuple[list[Example], dict[str, Any]]:
     """The valid rows of a file, read for their text only (labels ignored); invalid rows are skipped and counted."""
     dataset, problems = scan_dataset(spec, ())
     if not dataset.examples:
@@ -139,7 +139,7 @@ def load_unlabelled(
     overlap_examples: list[str] = []
     seen = {dedup_key(e.post.text) for e in labelled}
     for spec in specs:
-        rows, fingerprint = _read_texts(spec, log)
+        rows, fingerprint = read_texts(spec, log)
         rows, overlap = drop_overlap(rows, held_out)
         if overlap.dropped:
             log(f"dropped {overlap.dropped} unlabelled rows whose text is also in an evaluation set: {overlap.by_file}")
@@ -271,7 +271,7 @@ def run_distill(
     held_out = list(data.validation)
     excluded = []
     for spec in config.exclude:
-        rows, fingerprint = _read_texts(spec, log)
+        rows, fingerprint = read_texts(spec, log)
         held_out.extend(rows)
         excluded.append(fingerprint)
     unlabelled, unlabelled_report = load_unlabelled(config.unlabelled, held_out, data.train, log)

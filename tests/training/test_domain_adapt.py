@@ -1,0 +1,87 @@
+"""`triage-train adapt` (continued MLM training) on a tiny random BERT and the project's own tiny texts."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+from safetensors.numpy import load_file
+from transformers import AutoModel
+
+from tests.cli_helpers import triage_train
+from tests.posts_factory import make_posts, write_jsonl
+from training import domain_adapt
+from training.config import AdaptConfig, load_config
+
+
+def write_adapt_config(tmp_path: Path, encoder: Path, **adapt) -> Path:
+    rows = make_posts(copies=6)
+    unlabelled = write_jsonl(tmp_path / "unlabelled.jsonl", [{"id": r["id"], "text": r["text"]} for r in rows])
+    evaluation = write_jsonl(tmp_path / "evaluation.jsonl", rows[:5])  # five texts that must never be trained on
+    config = {
+        "name": "tiny-adapted", "seed": 3,
+        "unlabelled": [{"path": str(unlabelled), "license": "test-own"}],
+        "exclude": [{"path": str(evaluation)}],
+        "adapt": {"encoder": str(encoder), "batch_size": 8, "learning_rate": 2e-3, "max_length": 32,
+                  "heldout_texts": 10, "checkpoint_steps": 4, "epochs": 3, "warmup_ratio": 0.0, **adapt},
+    }
+    path = tmp_path / "adapt.yaml"
+    path.write_text(yaml.safe_dump(config), encoding="utf-8")
+    return path
+
+
+def test_adapt_writes_an_encoder_that_learned_the_texts_and_kept_evaluation_out(
+    tiny_encoder: Path, tmp_path: Path
+) -> None:
+    config = write_adapt_config(tmp_path, tiny_encoder)
+    result = triage_train("adapt", "--config", config, "--output", tmp_path / "encoders")
+    assert result.exit_code == 0, result.output
+    out = tmp_path / "encoders" / "tiny-adapted"
+    record = json.loads((out / "adaptation.json").read_text())
+    rows = len(make_posts(copies=6))
+    assert record["unlabelled"]["overlap_removed"]["dropped"] == 5
+    assert record["texts"] == {"train": rows - 5 - 10, "heldout": 10}
+    loss = record["heldout_mlm_loss"]
+    assert loss["after"] < loss["before"] - 0.5  # a fresh MLM head on 30k tokens: the held-out loss must fall
+    assert "held-out MLM loss" in result.output and f"transformer.encoder={out}" in result.output
+    assert not (tmp_path / "encoders" / ".tiny-adapted.run").exists()
+
+    adapted = AutoModel.from_pretrained(out)  # what transformer.encoder loads
+    base = load_file(str(tiny_encoder / "model.safetensors"))
+    changed = adapted.state_dict()["encoder.layer.0.attention.self.query.weight"].numpy()
+    assert not np.allclose(changed, base["encoder.layer.0.attention.self.query.weight"])
+
+    again = triage_train("adapt", "--config", config, "--output", tmp_path / "encoders")
+    assert again.exit_code == 2 and "exists" in again.output
+
+
+def test_an_interrupted_adaptation_resumes_from_its_last_checkpoint(
+    tiny_encoder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = load_config(write_adapt_config(tmp_path, tiny_encoder), kind=AdaptConfig)
+    real_step = torch.optim.AdamW.step
+    calls = {"n": 0}
+
+    def crash_at_step_6(self, *args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 6:
+            raise KeyboardInterrupt
+        return real_step(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch.optim.AdamW, "step", crash_at_step_6)
+    with pytest.raises(KeyboardInterrupt):
+        domain_adapt.run_adapt(config, tmp_path / "encoders", log=lambda _: None)
+    monkeypatch.setattr(torch.optim.AdamW, "step", real_step)
+    state = json.loads((tmp_path / "encoders" / ".tiny-adapted.run" / "checkpoint" / "state.json").read_text())
+    assert state["step"] == 4  # the checkpoint after step 4; step 5 is redone
+
+    messages: list[str] = []
+    out = domain_adapt.run_adapt(config, tmp_path / "encoders", resume=True, log=messages.append)
+    record = json.loads((out / "adaptation.json").read_text())
+    steps_per_epoch = -(-record["texts"]["train"] // 8)
+    assert record["steps"] == 3 * steps_per_epoch
+    assert any("resuming" in m and "at step 4" in m for m in messages)
