@@ -144,7 +144,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "splits_total": first["splits_total"],
         "splits_run": len(results),
         "scores": aggregate(results),
-        "served": "ensemble",
+        "served": None,  # an ensemble is a benchmark row; what serves is one of its members (or a distilled model)
         "int8": None,
         "best_epochs": [],
         "train_rows": first["train_rows"],

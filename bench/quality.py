@@ -304,8 +304,10 @@ def int8_by_split(results: list[dict[str, Any]]) -> str | None:
     if "onnx-int8" not in results[0]["backends"]:
         return None
     passed = sum(r["served"] == "onnx-int8" for r in results)
-    return (f"passed the export's parity gate (argmax agreement with torch >= 99% on the dev split) and is served "
-            f"in {passed} of {len(results)} folds; the others serve ONNX fp32")
+    where = ("in every fold" if passed == len(results)
+             else f"in {passed} of {len(results)} folds; the others serve ONNX fp32")
+    return ("passed the export's parity gate (argmax agreement with torch >= 99% on the dev split) and is served "
+            + where)
 
 
 def config_label(args: argparse.Namespace, protocol: Protocol) -> str:
