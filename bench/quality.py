@@ -9,8 +9,9 @@ Protocols (data, splits and rules): `training/benchmarks.py`. Models: `configs/b
 bench/results/quality.json and regenerates BENCHMARKS.md from it. A transformer row also scores the ONNX fp32 and
 int8 exports (the int8 graph is scored even when the export's parity gate refuses to serve it).
 
-Work goes to runs/quality/PROTOCOL/BACKEND/VARIANT/: each finished split (fold) is saved there, and an interrupted
-fit is resumed from its last epoch checkpoint, so re-running the same command continues where it stopped.
+Work goes to runs/quality/PROTOCOL/BACKEND/VARIANT/: each finished split (fold) is saved there, with its dev and test
+probabilities (for bench/ensemble.py), and an interrupted fit is resumed from its last epoch checkpoint, so re-running
+the same command continues where it stopped. `--config` trains the protocol with another config (auxiliary tasks).
 """
 
 from __future__ import annotations
