@@ -91,8 +91,10 @@ def run_adapt(config: AdaptConfig, output_root: Path, resume: bool = False,
     params = config.adapt
     out = output_root / config.name
     run_dir = out.with_name(f".{config.name}.run")
-    if out.exists() and not resume:
-        raise ConfigError(f"{out} exists: choose another name, delete it, or pass --resume to finish a stopped run")
+    stopped = (run_dir / CHECKPOINT_DIR / STATE_FILE).is_file()
+    if out.exists() and not (resume and stopped):
+        raise ConfigError(f"{out} exists" + ("" if not resume else " and no stopped run of it is left to resume")
+                          + ": choose another name, or delete it first")
     held_out, excluded = [], []
     for spec in config.exclude:
         rows, fingerprint = read_texts(spec, log)
@@ -125,7 +127,7 @@ def run_adapt(config: AdaptConfig, output_root: Path, resume: bool = False,
 
     state: dict[str, Any] = {"step": 0, "losses": [], "seconds": 0.0}
     checkpoint = run_dir / CHECKPOINT_DIR
-    if resume and (checkpoint / STATE_FILE).is_file():
+    if resume and stopped:
         state = json.loads((checkpoint / STATE_FILE).read_text())
         saved = torch.load(checkpoint / "training.pt", weights_only=True)
         model.load_state_dict(saved["model"])

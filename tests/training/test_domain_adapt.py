@@ -57,6 +57,8 @@ def test_adapt_writes_an_encoder_that_learned_the_texts_and_kept_evaluation_out(
 
     again = triage_train("adapt", "--config", config, "--output", tmp_path / "encoders")
     assert again.exit_code == 2 and "exists" in again.output
+    finished = triage_train("adapt", "--config", config, "--output", tmp_path / "encoders", "--resume")
+    assert finished.exit_code == 2 and "no stopped run of it is left to resume" in finished.output
 
 
 def test_an_interrupted_adaptation_resumes_from_its_last_checkpoint(
