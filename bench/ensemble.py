@@ -88,8 +88,10 @@ def choose_weights(members: list[dict[str, np.ndarray]], dev: list[Example], con
     return best
 
 
-def member_split(workdir: Path, split: Split) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], str]:
-    """(dev probabilities, served test probabilities, served backend) of one member on one split."""
+def member_split(workdir: Path, split: Split, tasks: list[str]
+                 ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], str]:
+    """(dev probabilities, served test probabilities, served backend) of one member on one split, for `tasks` (the
+    protocol's: a multi-task member's auxiliary heads are left out)."""
     result_file, probs_file = workdir / f"{split.name}.json", workdir / f"{split.name}.probs.npz"
     if not result_file.is_file() or not probs_file.is_file():
         raise EnsembleError(f"{workdir}: split {split.name} has no saved probabilities ({probs_file.name}); "
@@ -100,7 +102,10 @@ def member_split(workdir: Path, split: Split) -> tuple[dict[str, np.ndarray], di
     if sizes != (len(split.dev), len(split.test)):
         raise EnsembleError(f"{workdir}: split {split.name} was run on {sizes[0]} dev and {sizes[1]} test rows, "
                             f"not {len(split.dev)} and {len(split.test)}: the members used different data")
-    return dev, test[served], served
+    missing = [t for t in tasks if t not in dev or t not in test[served]]
+    if missing:
+        raise EnsembleError(f"{workdir}: split {split.name} has no probabilities for {missing}")
+    return {t: dev[t] for t in tasks}, {t: test[served][t] for t in tasks}, served
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -119,8 +124,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     splits = benchmark_splits(protocol, config, args.shared_data, workdirs[0])
     splits = splits[: min(r["splits_run"] for r in member_rows)]
     results = []
+    tasks = config.label_schema().names
     for split in splits:
-        parts = [member_split(workdir, split) for workdir in workdirs]
+        parts = [member_split(workdir, split, tasks) for workdir in workdirs]
         weights, dev_value = choose_weights([p[0] for p in parts], split.dev, config, protocol, args.step)
         test_probs = combine([p[1] for p in parts], weights)
         scores = score(test_probs, split.test, config, protocol, args.bootstrap)

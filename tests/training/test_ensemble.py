@@ -53,12 +53,15 @@ def test_probabilities_round_trip_and_a_member_without_them_is_refused(tmp_path:
                                                                           test["torch"]["complaint"])
     split = Split(name="fold-2", train=[], dev=rows([1]), test=rows([0, 1]))
     with pytest.raises(ensemble.EnsembleError, match="fold-2 has no saved probabilities"):
-        ensemble.member_split(tmp_path, split)
+        ensemble.member_split(tmp_path, split, ["complaint"])
     (tmp_path / "fold-1.json").write_text(json.dumps({"served": "torch"}))
     with pytest.raises(ensemble.EnsembleError, match="different data"):
-        ensemble.member_split(tmp_path, Split(name="fold-1", train=[], dev=rows([1, 0]), test=rows([0, 1])))
+        other = Split(name="fold-1", train=[], dev=rows([1, 0]), test=rows([0, 1]))
+        ensemble.member_split(tmp_path, other, ["complaint"])
     matching = Split(name="fold-1", train=[], dev=rows([1]), test=rows([0, 1]))
-    _dev, _test, served = ensemble.member_split(tmp_path, matching)
+    _dev, _test, served = ensemble.member_split(tmp_path, matching, ["complaint"])
+    with pytest.raises(ensemble.EnsembleError, match="no probabilities for"):
+        ensemble.member_split(tmp_path, matching, ["complaint", "irony"])
     assert served == "torch"
 
 
