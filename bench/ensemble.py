@@ -119,7 +119,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             raise EnsembleError(f"no row {key} in {RESULTS}: run it with bench/quality.py first")
         member_rows.append(rows[key])
     config = load_config(protocol_config_path(protocol), {"backend": member_rows[0]["backend"]})
-    workdirs = [RUNS / protocol.name / m.split("/", 1)[0] / m.split("/", 1)[1].replace("/", "_") for m in args.member]
+    # Rows written before "workdir" was recorded: the directory named after the variant (true unless run with --folds)
+    workdirs = [RUNS / row.get("workdir", f"{protocol.name}/{row['backend']}/{row['variant'].replace('/', '_')}")
+                for row in member_rows]
     started = time.perf_counter()
     splits = benchmark_splits(protocol, config, args.shared_data, workdirs[0])
     splits = splits[: min(r["splits_run"] for r in member_rows)]

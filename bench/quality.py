@@ -25,6 +25,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -106,12 +107,11 @@ def score(probs: dict[str, np.ndarray], test: list[Example], config: TrainConfig
     return result
 
 
-def score_transformer(version_dir: Path, dev_file: Path, test: list[Example], config: TrainConfig,
-                      protocol: Protocol, n_bootstrap: int,
-                      test_probs: dict[str, dict[str, np.ndarray]]) -> dict[str, Any]:
+def score_transformer(version_dir: Path, dev_file: Path, split: Split, config: TrainConfig, protocol: Protocol,
+                      n_bootstrap: int, probs: SplitProbabilities) -> dict[str, Any]:
     """Export (parity on the dev split; int8 need not pass), then score torch, ONNX fp32 and ONNX int8.
 
-    Each backend's test probabilities are added to `test_probs`."""
+    Each backend's test probabilities, and the served backend's dev probabilities, are added to `probs`."""
     from bench.speed import predictors
     from model.artifact import load_manifest
     from training.export import run_export
@@ -120,16 +120,18 @@ def score_transformer(version_dir: Path, dev_file: Path, test: list[Example], co
     if not getattr(manifest, "onnx", None):
         run_export(version_dir, [dev_file], require_int8=False, log=log)
         manifest = load_manifest(version_dir)[1]
-    texts = [e.post.text for e in test]
+    texts = [e.post.text for e in split.test]
+    export = manifest.onnx
+    served = "onnx-int8" if "int8" in export["files"] else "onnx-fp32"
     backends = {}
     with tempfile.TemporaryDirectory() as scratch:
         for name, (predictor, _description) in predictors(version_dir, Path(scratch)).items():
             key = name.replace("torch fp32", "torch").replace("onnx ", "onnx-")
             log(f"scoring {key} on {len(texts)} test rows")
-            test_probs[key] = predictor.predict_proba(texts, progress=True)
-            backends[key] = score(test_probs[key], test, config, protocol, n_bootstrap)
-    export = manifest.onnx
-    served = "onnx-int8" if "int8" in export["files"] else "onnx-fp32"
+            probs.test[key] = predictor.predict_proba(texts, progress=True)
+            backends[key] = score(probs.test[key], split.test, config, protocol, n_bootstrap)
+            if key == served:
+                probs.dev = predictor.predict_proba([e.post.text for e in split.dev])
     parity = export["parity"]["int8"]
     worst = min(r["agreement"] for r in parity.values())
     int8 = (f"argmax agreement with torch on the dev split {100 * worst:.1f}% (worst task); "
@@ -137,9 +139,17 @@ def score_transformer(version_dir: Path, dev_file: Path, test: list[Example], co
     return {"backends": backends, "served": served, "int8": int8}
 
 
-def save_probabilities(path: Path, dev: dict[str, np.ndarray], test: dict[str, dict[str, np.ndarray]]) -> None:
+@dataclass
+class SplitProbabilities:
     """One split's probabilities, kept for ensembles (bench/ensemble.py): the served backend's on the dev rows (to
-    choose ensemble weights) and every backend's on the test rows. Keys: dev/TASK and test/BACKEND/TASK."""
+    choose ensemble weights) and every backend's on the test rows."""
+
+    dev: dict[str, np.ndarray] = field(default_factory=dict)
+    test: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
+
+
+def save_probabilities(path: Path, dev: dict[str, np.ndarray], test: dict[str, dict[str, np.ndarray]]) -> None:
+    """Saved as keys dev/TASK and test/BACKEND/TASK."""
     arrays = {f"dev/{task}": p for task, p in dev.items()}
     arrays |= {f"test/{backend}/{task}": p for backend, probs in test.items() for task, p in probs.items()}
     np.savez_compressed(path, **arrays)
@@ -209,16 +219,16 @@ def run_split(split: Split, config: TrainConfig, protocol: Protocol, workdir: Pa
         "best_epoch": training.get("best_epoch"),
         "epochs_run": training.get("epochs_run"),
     }
-    test_probs: dict[str, dict[str, np.ndarray]] = {}
+    probs = SplitProbabilities()
     if config.backend == "linear":
-        test_probs["linear"] = load_predictor(version_dir).predict_proba([e.post.text for e in split.test])
-        result |= {"backends": {"linear": score(test_probs["linear"], split.test, config, protocol, n_bootstrap)},
+        predictor = load_predictor(version_dir)
+        probs.test["linear"] = predictor.predict_proba([e.post.text for e in split.test])
+        probs.dev = predictor.predict_proba([e.post.text for e in split.dev])
+        result |= {"backends": {"linear": score(probs.test["linear"], split.test, config, protocol, n_bootstrap)},
                    "served": "linear"}
     else:
-        result |= score_transformer(version_dir, dev_file, split.test, config, protocol, n_bootstrap, test_probs)
-    dev_probs = load_predictor(version_dir, backend=result["served"]).predict_proba(
-        [e.post.text for e in split.dev])
-    save_probabilities(workdir / f"{split.name}.probs.npz", dev_probs, test_probs)
+        result |= score_transformer(version_dir, dev_file, split, config, protocol, n_bootstrap, probs)
+    save_probabilities(workdir / f"{split.name}.probs.npz", probs.dev, probs.test)
     result["wall_seconds"] = round(time.perf_counter() - started, 1)
     done.write_text(json.dumps(result, indent=2))
     if not keep_model:
@@ -414,6 +424,7 @@ def main(argv: list[str] | None = None) -> None:
     # Splits finished by an earlier, interrupted invocation count with their own times.
     wall = max(time.perf_counter() - started, sum(r["wall_seconds"] for r in results))
     row = build_row(args, protocol, config, len(splits), results, wall, variant, overrides)
+    row["workdir"] = str(workdir.relative_to(RUNS))  # where bench/ensemble.py finds the splits' probabilities
     write_report(merge(row))
     for backend, summary in row["scores"].items():
         for task, metrics in summary["tasks"].items():

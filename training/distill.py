@@ -122,6 +122,17 @@ def read_texts(spec: DatasetSpec, log: Callable[[str], None]) -> tuple[list[Exam
                               "invalid_rows": len(problems), "license": spec.license}
 
 
+def read_excluded(specs: list[DatasetSpec], log: Callable[[str], None]) -> tuple[list[Example], list[dict[str, Any]]]:
+    """The rows of `exclude` files (evaluation texts to keep out of training), and each file's fingerprint."""
+    rows: list[Example] = []
+    fingerprints = []
+    for spec in specs:
+        examples, fingerprint = read_texts(spec, log)
+        rows.extend(examples)
+        fingerprints.append(fingerprint)
+    return rows, fingerprints
+
+
 def load_unlabelled(
     specs: list[UnlabelledSpec],
     held_out: list[Example],
@@ -268,12 +279,8 @@ def run_distill(
     check_keep_layers(keep_layers, n_layers)
 
     data = load_training_data(config, schema, log)
-    held_out = list(data.validation)
-    excluded = []
-    for spec in config.exclude:
-        rows, fingerprint = read_texts(spec, log)
-        held_out.extend(rows)
-        excluded.append(fingerprint)
+    excluded_rows, excluded = read_excluded(config.exclude, log)
+    held_out = [*data.validation, *excluded_rows]
     unlabelled, unlabelled_report = load_unlabelled(config.unlabelled, held_out, data.train, log)
     rows = data.train + unlabelled
 

@@ -41,7 +41,7 @@ from transformers import (
 from model.text import normalise
 from training.batching import LengthGroupedBatchSampler
 from training.config import AdaptConfig, ConfigError
-from training.distill import load_unlabelled, read_texts
+from training.distill import load_unlabelled, read_excluded
 from training.transformer import resolve_encoder
 
 STATE_FILE = "state.json"
@@ -95,11 +95,7 @@ def run_adapt(config: AdaptConfig, output_root: Path, resume: bool = False,
     if out.exists() and not (resume and stopped):
         raise ConfigError(f"{out} exists" + ("" if not resume else " and no stopped run of it is left to resume")
                           + ": choose another name, or delete it first")
-    held_out, excluded = [], []
-    for spec in config.exclude:
-        rows, fingerprint = read_texts(spec, log)
-        held_out.extend(rows)
-        excluded.append(fingerprint)
+    held_out, excluded = read_excluded(config.exclude, log)
     examples, report = load_unlabelled(config.unlabelled, held_out, [], log)
     if len(examples) <= params.heldout_texts:
         raise ConfigError(f"{len(examples)} unlabelled texts are left after the overlap rule; more than "

@@ -76,13 +76,13 @@ def test_an_ensemble_of_two_linear_rows_on_two_complaints_folds(
     common = ["--protocol", "complaints", "--backend", "linear", "--folds", "2", "--bootstrap", "0",
               "--shared-data", str(shared_data)]
     quality.main([*common, "--variant", "soft", "--set", "linear.C=0.5"])
-    quality.main([*common, "--variant", "hard", "--set", "linear.C=8"])
-    ensemble.main(["--protocol", "complaints", "--member", "linear/soft", "--member", "linear/hard",
+    quality.main([*common, "--set", "linear.C=8"])  # row "C=8,folds=2", its work in runs/.../C=8
+    ensemble.main(["--protocol", "complaints", "--member", "linear/soft", "--member", "linear/C=8,folds=2",
                    "--shared-data", str(shared_data), "--bootstrap", "0"])
     saved = json.loads((tmp_path / "quality.json").read_text())["rows"]
-    row = saved["complaints/ensemble/linear/soft + linear/hard"]
+    row = saved["complaints/ensemble/linear/soft + linear/C=8,folds=2"]
     assert row["splits_run"] == 2 and len(row["settings"]["weights"]) == 2
     folds = row["scores"]["ensemble"]["tasks"]["complaint"]["macro_f1"]["folds"]
     assert all(0.6 < value <= 1 for value in folds)
-    assert "weighted mean of the probabilities of `linear/soft`, `linear/hard`" in (
+    assert "weighted mean of the probabilities of `linear/soft`, `linear/C=8,folds=2`" in (
         tmp_path / "BENCHMARKS.md").read_text()
