@@ -129,8 +129,11 @@ def fit(
 @_friendly_errors
 def distill(
     config: Annotated[Path, typer.Option(help="YAML distillation config", exists=True, dir_okay=False)],
-    teacher: Annotated[Path | None, typer.Option(help="teacher model: version or NAME directory (else the config's)")]
-    = None,
+    teacher: Annotated[
+        list[Path] | None,
+        typer.Option(help="teacher model: version or NAME directory (else the config's); repeat it to distil an "
+                     "ensemble (the student starts from the first)"),
+    ] = None,
     output: Annotated[Path, typer.Option(help="artifact root: writes ROOT/NAME/VERSION and ROOT/NAME/latest")] = Path(
         "models"
     ),
@@ -145,7 +148,7 @@ def distill(
     resume: Annotated[Path | None, typer.Option(help="run directory of an interrupted distillation to resume")] = None,
     keep_checkpoints: Annotated[bool, typer.Option(help="keep the run's checkpoints after publishing")] = False,
 ) -> None:
-    """Distil a teacher model into a smaller student (fewer encoder layers) and publish it as a normal artifact."""
+    """Distil a teacher model (or an ensemble of them) into a student and publish it as a normal artifact."""
     from training.config import DistillConfig
 
     layers = None
@@ -154,8 +157,8 @@ def distill(
             layers = [int(part) for part in keep_layers.split(",") if part.strip()]
         except ValueError as err:
             raise ConfigError(f"--keep-layers expects comma-separated integers, got {keep_layers!r}") from err
-    flags = {"teacher": str(teacher) if teacher else None, "name": name, "distill.keep_layers": layers,
-             "transformer.epochs": epochs}
+    flags = {"teacher": [str(path) for path in teacher] if teacher else None, "name": name,
+             "distill.keep_layers": layers, "transformer.epochs": epochs}
     resolved = load_config(config, _overrides(set_, flags), kind=DistillConfig)
 
     from training.distill import run_distill
@@ -165,10 +168,11 @@ def distill(
     if published is not None:
         target, manifest = published
         mean = manifest.get("metrics", {}).get("mean_macro_f1")
-        teacher_mean = manifest["distillation"]["teacher"].get("validation_mean_macro_f1")
+        teacher_means = [t.get("validation_mean_macro_f1") for t in manifest["distillation"]["teachers"]]
         scores = [f"validation mean macro-F1 {mean:.4f}"] if mean is not None else []
-        if mean is not None and teacher_mean is not None:
-            scores.append(f"teacher {teacher_mean:.4f}")
+        if mean is not None and None not in teacher_means:
+            scores.append(("teacher " if len(teacher_means) == 1 else "teachers ")
+                          + ", ".join(f"{value:.4f}" for value in teacher_means))
         _log(f"published {target}" + (f" ({'; '.join(scores)})" if scores else ""))
         print(target)
 

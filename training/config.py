@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from model.schema import LabelSchema
 from model.validation import describe_validation_error
@@ -169,12 +169,21 @@ class DistillParams(_Strict):
 class DistillConfig(TrainConfig):
     """`triage-train distill`: a fit config plus the teacher, unlabelled texts and the student's shape."""
 
-    teacher: str | None = Field(default=None, description="teacher artifact (version or NAME dir); --teacher wins")
+    teacher: list[str] | None = Field(
+        default=None,
+        description="teacher artifacts (versions or NAME dirs); the student starts from the first and learns from the "
+        "mean of all their softened outputs (an ensemble); --teacher wins",
+    )
     unlabelled: list[UnlabelledSpec] = Field(default_factory=list)
     exclude: list[DatasetSpec] = Field(
         default_factory=list, description="more evaluation files whose texts must stay out of the unlabelled data"
     )
     distill: DistillParams = Field(default_factory=DistillParams)
+
+    @field_validator("teacher", mode="before")
+    @classmethod
+    def _one_or_more(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value
 
     @model_validator(mode="after")
     def _transformer_only(self) -> DistillConfig:
@@ -227,9 +236,13 @@ def _resolve(path: str, base: Path) -> str:
 
 def _resolve_paths(raw: dict[str, Any], base: Path) -> None:
     """Make every path in the raw config absolute, relative to `base`."""
-    for key in ("schema", "teacher"):
-        if isinstance(raw.get(key), str):
-            raw[key] = _resolve(raw[key], base)
+    if isinstance(raw.get("schema"), str):
+        raw["schema"] = _resolve(raw["schema"], base)
+    teacher = raw.get("teacher")
+    if isinstance(teacher, str):
+        raw["teacher"] = _resolve(teacher, base)
+    elif isinstance(teacher, list):
+        raw["teacher"] = [_resolve(item, base) if isinstance(item, str) else item for item in teacher]
     for split in DATASET_LISTS:
         datasets = raw.get(split) or []
         if not isinstance(datasets, list):

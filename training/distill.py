@@ -1,10 +1,14 @@
-"""`triage-train distill`: a smaller student trained on a teacher artifact's soft outputs plus the labels.
+"""`triage-train distill`: a student trained on one or more teacher artifacts' soft outputs plus the labels.
 
-The student's encoder is the teacher's with some layers kept (default every other one: 0, 2, 4 of MiniLM-L6), its
-weights copied; its heads start from the teacher's heads. Per task the loss is
+The student's encoder is the (first) teacher's with some layers kept (default every other one: 0, 2, 4 of MiniLM-L6;
+all of them to distil an ensemble into one model of a member's size), its weights copied; its heads start from that
+teacher's heads. Per task the loss is
 
     alpha * T^2 * KL(teacher softmax(z_t / T) || student softmax(z_s / T))     on every row
   + (1 - alpha) * cross-entropy                                                 on the rows that label the task
+
+With several teachers (an ensemble), softmax(z_t / T) is the mean of their softened distributions (see
+`ensemble_logits`); they must share tasks and labels, and may differ in encoder and tokenizer.
 
 Unlabelled texts (JSONL, CSV or Parquet) add rows that only the soft loss sees; any whose text is also in an
 evaluation set (validation, holdout, `exclude` files) is dropped and reported. Teacher logits are computed once, up
@@ -17,8 +21,10 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import math
 import os
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -178,6 +184,18 @@ def load_unlabelled(
 
 
 # ---- teacher logits -------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Teacher:
+    directory: Path
+    manifest: Manifest
+
+    @property
+    def summary(self) -> dict[str, Any]:
+        return {"name": self.manifest.name, "version": self.manifest.version,
+                "layers": AutoConfig.from_pretrained(self.directory / ENCODER_DIR).num_hidden_layers,
+                "validation_mean_macro_f1": self.manifest.metrics.get("mean_macro_f1")}
+
+
 def _rows_key(teacher: Manifest, texts: list[str]) -> str:
     digest = hashlib.sha256(f"{teacher.name}@{teacher.version}".encode())
     for text in texts:
@@ -190,7 +208,7 @@ def teacher_logits(
 ) -> dict[str, np.ndarray]:
     """The teacher's raw logits per task for every text: once, batched, without gradients, with a progress bar.
 
-    Cached in `cache` (the run directory's file), so a resumed run does not recompute them.
+    Cached in `cache` (a file in the run directory), so a resumed run does not recompute them.
     """
     predictor = load_predictor(teacher_dir, backend="torch", batch_size=batch_size)
     key = _rows_key(predictor.manifest, texts)
@@ -199,7 +217,8 @@ def teacher_logits(
             if str(stored["key"]) == key:
                 log(f"teacher logits read from {cache}")
                 return {t.name: stored[t.name] for t in predictor.tasks}
-    log(f"teacher logits for {len(texts)} rows (once, before training)")
+    log(f"teacher logits of {predictor.manifest.name}@{predictor.manifest.version} for {len(texts)} rows "
+        "(once, before training)")
     raw = predictor.predict_logits(texts, progress=True)
     logits = {task: values.astype(np.float32) for task, values in raw.items()}
     if cache is not None and PartialState().is_main_process:
@@ -209,25 +228,56 @@ def teacher_logits(
     return logits
 
 
+def ensemble_logits(per_teacher: list[dict[str, np.ndarray]], temperature: float) -> dict[str, np.ndarray]:
+    """Logits whose temperature-softened distribution is the mean of the teachers' softened distributions.
+
+    T * log(mean_k softmax(z_k / T)), computed as a log-sum-exp (no underflow); one teacher's logits are returned as
+    they are (the result would differ from them by a constant per row, which the softmax ignores).
+    """
+    if len(per_teacher) == 1:
+        return per_teacher[0]
+    combined = {}
+    for task in per_teacher[0]:
+        log_probs = torch.stack([F.log_softmax(torch.from_numpy(z[task]).double() / temperature, dim=-1)
+                                 for z in per_teacher])
+        mean = torch.logsumexp(log_probs, dim=0) - math.log(len(per_teacher))
+        combined[task] = (temperature * mean).float().numpy()
+    return combined
+
+
+def soft_targets(teachers: list[Teacher], texts: list[str], run_dir: Path, temperature: float, batch_size: int,
+                 log: Callable[[str], None] = print) -> dict[str, np.ndarray]:
+    """The (ensembled) teacher logits for every text; each teacher's are cached in the run directory."""
+    per_teacher = [
+        teacher_logits(t.directory, texts, run_dir / teacher_logits_file(i), batch_size=batch_size, log=log)
+        for i, t in enumerate(teachers)
+    ]
+    return ensemble_logits(per_teacher, temperature)
+
+
+def teacher_logits_file(index: int) -> str:
+    return TEACHER_LOGITS_FILE if index == 0 else f"teacher_logits.{index}.npz"
+
+
 # ---- the trainer ----------------------------------------------------------------------------------------------------
 class DistillTrainer(TransformerTrainer):
-    """The transformer trainer with a student built from the teacher and the distillation loss.
+    """The transformer trainer with a student built from the first teacher and the distillation loss.
 
     Set `teacher_logits` (one array per task, rows in the order of the training rows) before `fit`.
     """
 
-    def __init__(self, config: DistillConfig, schema: LabelSchema, run_dir: Path, teacher_dir: Path,
-                 teacher: Manifest, keep_layers: list[int]):
+    def __init__(self, config: DistillConfig, schema: LabelSchema, run_dir: Path, teachers: list[Teacher],
+                 keep_layers: list[int]):
         super().__init__(config, schema, run_dir)
-        self.teacher_dir = teacher_dir
-        self.teacher = teacher
+        self.teachers = teachers
         self.keep_layers = keep_layers
         self.distill = config.distill
         self.teacher_logits: dict[str, torch.Tensor] = {}
 
     def _network(self) -> tuple[Any, MultiTaskModel]:
-        tokenizer = AutoTokenizer.from_pretrained(self.teacher_dir / ENCODER_DIR)
-        teacher = MultiTaskModel.load(self.teacher_dir, {t.name: len(t.labels) for t in self.schema.tasks},
+        start = self.teachers[0].directory  # the student's weights and tokenizer come from the first teacher
+        tokenizer = AutoTokenizer.from_pretrained(start / ENCODER_DIR)
+        teacher = MultiTaskModel.load(start, {t.name: len(t.labels) for t in self.schema.tasks},
                                       pooling=self.params.pooling)
         encoder = student_encoder(teacher.encoder, self.keep_layers)
         label_counts = {t.name: len(t.labels) for t in self.schema.tasks}
@@ -243,26 +293,37 @@ class DistillTrainer(TransformerTrainer):
 
     def encoder_details(self) -> dict[str, Any]:
         return super().encoder_details() | {
-            "source": f"distilled from {self.teacher.name}@{self.teacher.version}",
+            "source": "distilled from " + " + ".join(f"{t.manifest.name}@{t.manifest.version}" for t in self.teachers),
             "kept_layers": self.keep_layers,
         }
 
 
-def resolve_teacher(config: DistillConfig) -> tuple[Path, Manifest, LabelSchema, DistillConfig]:
-    """The teacher's version directory and manifest, its label schema, and the config with the teacher's pooling,
-    tokenizer and resolved path filled in (so a resumed run is refused when `latest` moved on)."""
+def resolve_teachers(config: DistillConfig) -> tuple[list[Teacher], LabelSchema, DistillConfig]:
+    """The teachers' version directories and manifests, their label schema, and the config with the first teacher's
+    pooling and tokenizer and every teacher's resolved path filled in (so a resumed run is refused when `latest` moved
+    on). Every teacher must be a transformer with the same tasks and labels, in the same order."""
     if not config.teacher:
         raise ConfigError("no teacher: pass --teacher MODEL or set 'teacher' in the config")
-    teacher_dir, teacher = load_manifest(config.teacher, verify=True)
-    if teacher.backend != "transformer":
-        raise ConfigError(f"--teacher {config.teacher}: a {teacher.backend} model; the teacher must be a transformer")
-    schema = teacher.schema_
+    teachers = []
+    for path in config.teacher:
+        directory, manifest = load_manifest(path, verify=True)
+        if manifest.backend != "transformer":
+            raise ConfigError(f"--teacher {path}: a {manifest.backend} model; the teacher must be a transformer")
+        teachers.append(Teacher(directory, manifest))
+    first = teachers[0]
+    schema = first.manifest.schema_
+    for other in teachers[1:]:
+        if other.manifest.schema_.tasks != schema.tasks:
+            raise ConfigError(f"--teacher {other.directory}: its tasks and labels differ from those of the first "
+                              f"teacher, {first.directory} ({other.manifest.schema_.names} against {schema.names})")
     if (config.schema_file is not None or config.tasks is not None) and config.label_schema().tasks != schema.tasks:
         raise ConfigError(f"the config's tasks differ from the teacher's ({schema.names}); leave 'schema' out")
-    pooling = (teacher.encoder or {}).get("pooling", "mean")
-    transformer = config.transformer.model_copy(update={"pooling": pooling, "encoder": str(teacher_dir / ENCODER_DIR)})
-    config = config.model_copy(update={"teacher": str(teacher_dir.resolve()), "transformer": transformer})
-    return teacher_dir, teacher, schema, config
+    pooling = (first.manifest.encoder or {}).get("pooling", "mean")
+    transformer = config.transformer.model_copy(update={"pooling": pooling,
+                                                        "encoder": str(first.directory / ENCODER_DIR)})
+    config = config.model_copy(update={"teacher": [str(t.directory.resolve()) for t in teachers],
+                                       "transformer": transformer})
+    return teachers, schema, config
 
 
 def run_distill(
@@ -273,8 +334,9 @@ def run_distill(
     log: Callable[[str], None] = print,
 ) -> Path | None:
     """Distil the teacher into a student and publish ROOT/NAME/VERSION (None on non-main processes)."""
-    teacher_dir, teacher, schema, config = resolve_teacher(config)
-    n_layers = AutoConfig.from_pretrained(teacher_dir / ENCODER_DIR).num_hidden_layers
+    teachers, schema, config = resolve_teachers(config)
+    first = teachers[0]
+    n_layers = AutoConfig.from_pretrained(first.directory / ENCODER_DIR).num_hidden_layers
     keep_layers = config.distill.keep_layers or default_keep_layers(n_layers)
     check_keep_layers(keep_layers, n_layers)
 
@@ -286,14 +348,16 @@ def run_distill(
 
     name_dir = output_root / config.name
     version, run_dir = _prepare_run(config, name_dir, resume)
-    log(f"distilling {teacher.name}@{teacher.version} ({n_layers} layers) into {config.name} version {version}: "
+    names = " + ".join(f"{t.manifest.name}@{t.manifest.version}" for t in teachers)
+    where = "" if len(teachers) == 1 else " in the first"
+    log(f"distilling {names} ({n_layers} layers{where}) into {config.name} version {version}: "
         f"layers {keep_layers}, T={config.distill.temperature}, alpha={config.distill.alpha}; {len(data.train)} "
         f"labelled + {len(unlabelled)} unlabelled rows (validation {len(data.validation)}); run directory {run_dir} "
         f"(resume with --resume {run_dir})")
 
-    trainer = DistillTrainer(config, schema, run_dir, teacher_dir, teacher, keep_layers)
-    soft = teacher_logits(teacher_dir, [e.post.text for e in rows], run_dir / TEACHER_LOGITS_FILE,
-                          batch_size=config.transformer.eval_batch_size, log=log)
+    trainer = DistillTrainer(config, schema, run_dir, teachers, keep_layers)
+    soft = soft_targets(teachers, [e.post.text for e in rows], run_dir, config.distill.temperature,
+                        batch_size=config.transformer.eval_batch_size, log=log)
     trainer.teacher_logits = {task: torch.from_numpy(values) for task, values in soft.items()}
     training = trainer.fit(rows, data.validation, resume=resume is not None)
     if not trainer.accelerator.is_main_process:
@@ -301,8 +365,8 @@ def run_distill(
     staging = fresh_staging(name_dir, version)
     trainer.save_best(staging)
     distillation = {
-        "teacher": {"name": teacher.name, "version": teacher.version, "layers": n_layers,
-                    "validation_mean_macro_f1": teacher.metrics.get("mean_macro_f1")},
+        "teacher": first.summary,
+        "teachers": [t.summary for t in teachers],
         "kept_layers": keep_layers,
         "temperature": config.distill.temperature,
         "alpha": config.distill.alpha,

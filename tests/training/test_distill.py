@@ -27,6 +27,7 @@ from training.datasets import Example
 from training.distill import (
     default_keep_layers,
     distillation_loss,
+    ensemble_logits,
     load_unlabelled,
     run_distill,
     student_encoder,
@@ -100,7 +101,7 @@ def student(data: dict[str, Path], teacher: Path) -> Path:
                           "--keep-layers", "0,2")
     assert result.exit_code == 0, result.output
     assert "dropped 2 unlabelled rows whose text is also in an evaluation set" in result.output
-    assert "teacher logits for" in result.output and "epoch 2: train loss" in result.output
+    assert "teacher logits of tiny@" in result.output and "epoch 2: train loss" in result.output
     return latest_version(data["root"] / "models", "tiny-student")
 
 
@@ -140,6 +141,7 @@ def test_the_artifact_records_the_distillation_and_starts_from_the_teacher(stude
     distillation = manifest["distillation"]
     assert distillation["teacher"] == {"name": "tiny", "version": teacher.name, "layers": 4,
                                        "validation_mean_macro_f1": teacher_manifest["metrics"]["mean_macro_f1"]}
+    assert distillation["teachers"] == [distillation["teacher"]]
     assert distillation["kept_layers"] == [0, 2] and distillation["temperature"] == 2.0 and distillation["alpha"] == 0.5
     assert distillation["unlabelled"]["rows_used"] == len(UNLABELLED)
     assert distillation["unlabelled"]["overlap_removed"]["dropped"] == 2
@@ -151,11 +153,11 @@ def test_the_artifact_records_the_distillation_and_starts_from_the_teacher(stude
 def test_the_students_network_starts_from_the_teachers_layers_and_heads(
     data: dict[str, Path], teacher: Path, tmp_path: Path
 ) -> None:
-    from training.distill import DistillTrainer, resolve_teacher
+    from training.distill import DistillTrainer, resolve_teachers
 
     config = load_config(distill_config(tmp_path / "c.yaml", data), {"teacher": str(teacher)}, kind=DistillConfig)
-    teacher_dir, teacher_manifest, schema, config = resolve_teacher(config)
-    trainer = DistillTrainer(config, schema, tmp_path / "run", teacher_dir, teacher_manifest, [0, 2])
+    teachers, schema, config = resolve_teachers(config)
+    trainer = DistillTrainer(config, schema, tmp_path / "run", teachers, [0, 2])
     _, network = trainer._network()
     weights = load_file(str(teacher / "heads.safetensors"))
     for name, value in network.heads.state_dict().items():
@@ -192,6 +194,20 @@ def test_the_loss_skips_missing_labels_and_softens_with_the_temperature() -> Non
         pytest.approx(0.0, abs=1e-6))
     half = distillation_loss(student, teacher, labels, temperature=2.0, alpha=0.5)
     assert half.item() == pytest.approx(0.5 * soft.item() + 0.5 * hard.item(), rel=1e-6)
+
+
+def test_an_ensembles_soft_targets_are_the_mean_of_its_softened_distributions() -> None:
+    rng = np.random.default_rng(0)
+    members = [{"a": rng.normal(size=(5, 3)).astype(np.float32), "b": rng.normal(size=(5, 2)).astype(np.float32)}
+               for _ in range(3)]
+    members[2]["a"][0] = [900.0, -900.0, 0.0]  # a confident member: softmax underflows, the log-sum-exp must not
+    combined = ensemble_logits(members, temperature=2.0)
+    for task in ("a", "b"):
+        expected = np.mean([F.softmax(torch.from_numpy(m[task]).double() / 2.0, -1).numpy() for m in members], axis=0)
+        actual = F.softmax(torch.from_numpy(combined[task]).double() / 2.0, -1).numpy()
+        np.testing.assert_allclose(actual, expected, rtol=1e-5, atol=1e-7)
+        assert np.isfinite(combined[task]).all()
+    assert ensemble_logits(members[:1], temperature=2.0) is members[0]  # one teacher: its own logits
 
 
 # ---- unlabelled rows ------------------------------------------------------------------------------------------------
@@ -247,6 +263,41 @@ def test_distill_needs_a_transformer_teacher(data: dict[str, Path], tmp_path: Pa
     assert result.exit_code == 2 and "the teacher must be a transformer" in result.output
     result = triage_train("distill", "--config", distill_config(tmp_path / "c.yaml", data))
     assert result.exit_code == 2 and "no teacher" in result.output
+
+
+@pytest.fixture(scope="module")
+def second_teacher(data: dict[str, Path], tiny_encoder_4: Path) -> Path:
+    """Another teacher of the same tasks (another seed), published under another name."""
+    config = load_config(write_config(data["root"] / "teacher2.yaml", data["train"], data["validation"]),
+                         {"backend": "transformer", "transformer.encoder": str(tiny_encoder_4),
+                          "transformer.epochs": 1, "seed": 99, "name": "tiny-b"})
+    return run_fit(config, data["root"] / "models", log=lambda _: None)
+
+
+def test_an_ensemble_of_teachers_distils_into_one_student(
+    data: dict[str, Path], teacher: Path, second_teacher: Path, tmp_path: Path
+) -> None:
+    config = distill_config(tmp_path / "c.yaml", data, name="tiny-ensemble-student")
+    result = triage_train("distill", "--teacher", teacher, "--teacher", second_teacher, "--config", config,
+                          "--output", tmp_path / "models", "--keep-layers", "0,1,2,3", "--epochs", "1")
+    assert result.exit_code == 0, result.output
+    assert result.output.count("teacher logits of") == 2 and "teachers 0." in result.output
+    manifest = manifest_of(latest_version(tmp_path / "models", "tiny-ensemble-student"))
+    teachers = manifest["distillation"]["teachers"]
+    assert [(t["name"], t["version"]) for t in teachers] == [("tiny", teacher.name), ("tiny-b", second_teacher.name)]
+    assert manifest["distillation"]["teacher"] == teachers[0]  # the student's weights come from the first
+    assert manifest["encoder"]["source"] == f"distilled from tiny@{teacher.name} + tiny-b@{second_teacher.name}"
+    assert manifest["encoder"]["layers"] == 4
+
+
+def test_every_teacher_must_have_the_same_tasks(data: dict[str, Path], teacher: Path, tmp_path: Path) -> None:
+    other = run_fit(load_config(write_config(tmp_path / "o.yaml", data["train"], data["validation"]), {
+        "backend": "transformer", "transformer.encoder": str(teacher / "encoder"), "transformer.epochs": 1,
+        "name": "other-tasks", "tasks": {"sentiment": ["negative", "neutral", "positive"]}, "schema": None}),
+        tmp_path / "models", log=lambda _: None)
+    result = triage_train("distill", "--teacher", teacher, "--teacher", other, "--config",
+                          distill_config(tmp_path / "c.yaml", data), "--output", tmp_path / "models")
+    assert result.exit_code == 2 and f"--teacher {other}: its tasks and labels differ" in result.output
 
 
 # ---- the artifact is like any other ---------------------------------------------------------------------------------
