@@ -201,6 +201,12 @@ class AdaptParams(_Strict):
     max_steps: int | None = Field(default=None, ge=1, description="stop after this many optimiser steps")
     batch_size: int = Field(default=32, ge=1)
     learning_rate: float = Field(default=5e-5, gt=0)
+    head_learning_rate: float = Field(default=1e-3, gt=0, description="the MLM head's own layers (not the tied "
+                                      "word embeddings)")
+    head_warmup_steps: int | None = Field(
+        default=None, ge=0, description="first train only the MLM head for this many steps, the encoder frozen "
+        "(a fresh head's random gradients would otherwise reach the encoder); default: 200 when the checkpoint has no "
+        "MLM head, else 0")
     weight_decay: float = Field(default=0.01, ge=0)
     warmup_ratio: float = Field(default=0.06, ge=0, le=1)
     mlm_probability: float = Field(default=0.15, gt=0, lt=1, description="share of tokens masked (BERT's 15%)")

@@ -11,6 +11,7 @@ import json
 import re
 import shutil
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -119,6 +120,19 @@ def encoder_depth(parameter_name: str, n_layers: int) -> int:
     return int(match.group(1)) + 1 if match else n_layers
 
 
+def parameter_groups(
+    named_parameters: Iterable[tuple[str, torch.nn.Parameter]], learning_rate: Callable[[str], float],
+    weight_decay: float,
+) -> list[dict[str, Any]]:
+    """AdamW parameter groups, one per (learning rate, weight decay): no decay on biases and LayerNorm weights (the
+    1-D parameters), `learning_rate(name)` per parameter."""
+    groups: dict[tuple[float, float], list[torch.nn.Parameter]] = {}
+    for name, parameter in named_parameters:
+        decay = 0.0 if parameter.ndim < 2 else weight_decay
+        groups.setdefault((learning_rate(name), decay), []).append(parameter)
+    return [{"params": ps, "lr": lr, "weight_decay": decay} for (lr, decay), ps in groups.items()]
+
+
 class TransformerTrainer:
     """Trains in `run_dir` (checkpoints/epoch-N, best/, state.json); `save_best` copies the best weights out."""
 
@@ -167,16 +181,13 @@ class TransformerTrainer:
     def _parameter_groups(self) -> list[dict[str, Any]]:
         head_lr = self.params.head_learning_rate or self.params.learning_rate
         n_layers = self.network.encoder.config.num_hidden_layers
-        groups: dict[tuple[float, float], list[torch.nn.Parameter]] = {}
-        for name, parameter in self.network.named_parameters():
-            decay = 0.0 if parameter.ndim < 2 else self.params.weight_decay  # no decay on biases and LayerNorm
+
+        def learning_rate(name: str) -> float:
             if name.startswith("heads."):
-                lr = head_lr
-            else:
-                depth = encoder_depth(name, n_layers)
-                lr = self.params.learning_rate * self.params.layer_lr_decay ** (n_layers - depth)
-            groups.setdefault((lr, decay), []).append(parameter)
-        return [{"params": ps, "lr": lr, "weight_decay": decay} for (lr, decay), ps in groups.items()]
+                return head_lr
+            return self.params.learning_rate * self.params.layer_lr_decay ** (n_layers - encoder_depth(name, n_layers))
+
+        return parameter_groups(self.network.named_parameters(), learning_rate, self.params.weight_decay)
 
     # ---- the loop -----------------------------------------------------------------------------------------------
     def fit(self, train: list[Example], validation: list[Example], resume: bool = False) -> dict[str, Any]:

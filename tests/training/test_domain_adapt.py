@@ -10,7 +10,7 @@ import pytest
 import torch
 import yaml
 from safetensors.numpy import load_file
-from transformers import AutoModel
+from transformers import AutoConfig, AutoModel, BertForMaskedLM
 
 from tests.cli_helpers import triage_train
 from tests.posts_factory import make_posts, write_jsonl
@@ -37,11 +37,13 @@ def write_adapt_config(tmp_path: Path, encoder: Path, **adapt) -> Path:
 def test_adapt_writes_an_encoder_that_learned_the_texts_and_kept_evaluation_out(
     tiny_encoder: Path, tmp_path: Path
 ) -> None:
-    config = write_adapt_config(tmp_path, tiny_encoder)
+    config = write_adapt_config(tmp_path, tiny_encoder, head_warmup_steps=2)
     result = triage_train("adapt", "--config", config, "--output", tmp_path / "encoders")
     assert result.exit_code == 0, result.output
+    assert "the first 2 training the MLM head alone" in result.output
     out = tmp_path / "encoders" / "tiny-adapted"
     record = json.loads((out / "adaptation.json").read_text())
+    assert record["settings"]["head_warmup_steps"] == 2
     rows = len(make_posts(copies=6))
     assert record["unlabelled"]["overlap_removed"]["dropped"] == 5
     assert record["texts"] == {"train": rows - 5 - 10, "heldout": 10}
@@ -61,10 +63,33 @@ def test_adapt_writes_an_encoder_that_learned_the_texts_and_kept_evaluation_out(
     assert finished.exit_code == 2 and "no stopped run of it is left to resume" in finished.output
 
 
+def test_a_fresh_mlm_head_first_trains_alone_with_the_encoder_frozen(tiny_encoder: Path, tmp_path: Path) -> None:
+    # tiny_encoder has no MLM head: by default its head trains alone for 200 steps, more than this whole run. A random
+    # encoder's states carry little, so the head learns mostly its bias here: a higher rate than the default.
+    config = load_config(write_adapt_config(tmp_path, tiny_encoder, head_learning_rate=0.05), kind=AdaptConfig)
+    out = domain_adapt.run_adapt(config, tmp_path / "encoders", log=lambda _: None)
+    record = json.loads((out / "adaptation.json").read_text())
+    assert record["settings"]["head_warmup_steps"] == 200 and record["steps"] < 200
+    assert record["heldout_mlm_loss"]["after"] < record["heldout_mlm_loss"]["before"] - 0.5  # the head learned
+    base = load_file(str(tiny_encoder / "model.safetensors"))
+    adapted = load_file(str(out / "model.safetensors"))
+    assert "encoder.layer.0.attention.self.query.weight" in adapted
+    for key, value in adapted.items():  # (the MLM model has no pooler: the adapted encoder has none)
+        np.testing.assert_array_equal(value, base[key], err_msg=key)  # the encoder did not move
+
+
+def test_a_checkpoint_with_its_mlm_head_needs_no_head_warmup(tiny_encoder: Path, tmp_path: Path) -> None:
+    with_head = tmp_path / "with-head"
+    BertForMaskedLM(AutoConfig.from_pretrained(tiny_encoder)).save_pretrained(with_head)
+    assert domain_adapt.load_mlm_model(with_head, None)[1] == 0
+    assert domain_adapt.load_mlm_model(tiny_encoder, None)[1] == domain_adapt.DEFAULT_HEAD_WARMUP_STEPS
+    assert domain_adapt.load_mlm_model(tiny_encoder, 7)[1] == 7
+
+
 def test_an_interrupted_adaptation_resumes_from_its_last_checkpoint(
     tiny_encoder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    config = load_config(write_adapt_config(tmp_path, tiny_encoder), kind=AdaptConfig)
+    config = load_config(write_adapt_config(tmp_path, tiny_encoder, head_warmup_steps=2), kind=AdaptConfig)
     real_step = torch.optim.AdamW.step
     calls = {"n": 0}
 
