@@ -29,12 +29,14 @@ import numpy as np  # noqa: E402
 
 from bench.quality import (  # noqa: E402
     RESULTS,
-    RUNS,
+    QualityError,
     aggregate,
     hardware,
     load_probabilities,
     log,
     merge,
+    result_rows,
+    row_workdir,
     score,
     summarise,
     write_report,
@@ -111,17 +113,12 @@ def member_split(workdir: Path, split: Split, tasks: list[str]
 def run(args: argparse.Namespace) -> dict[str, Any]:
     protocol = PROTOCOLS[args.protocol]
     os.environ["TRIAGE_SHARED_DATA"] = str(args.shared_data.resolve())
-    rows = json.loads(RESULTS.read_text())["rows"] if RESULTS.is_file() else {}
-    member_rows = []
-    for member in args.member:
-        key = f"{protocol.name}/{member}"
-        if key not in rows:
-            raise EnsembleError(f"no row {key} in {RESULTS}: run it with bench/quality.py first")
-        member_rows.append(rows[key])
+    try:
+        member_rows = result_rows(protocol, args.member)
+    except QualityError as err:
+        raise EnsembleError(str(err)) from err
     config = load_config(protocol_config_path(protocol), {"backend": member_rows[0]["backend"]})
-    # Rows written before "workdir" was recorded: the directory named after the variant (true unless run with --folds)
-    workdirs = [RUNS / row.get("workdir", f"{protocol.name}/{row['backend']}/{row['variant'].replace('/', '_')}")
-                for row in member_rows]
+    workdirs = [row_workdir(row) for row in member_rows]
     started = time.perf_counter()
     splits = benchmark_splits(protocol, config, args.shared_data, workdirs[0])
     splits = splits[: min(r["splits_run"] for r in member_rows)]

@@ -2,6 +2,8 @@
 
     .venv/bin/python bench/quality.py --protocol complaints --backend linear
     .venv/bin/python bench/quality.py --protocol tweeteval_sentiment --backend transformer [--epochs 1] [--folds 3]
+    .venv/bin/python bench/quality.py --protocol tweeteval_sentiment --backend distill \
+        --teacher transformer/epochs=1 --teacher transformer/adapted   # an ensemble distilled into one model
     .venv/bin/python bench/quality.py --render        # only regenerate BENCHMARKS.md from the JSON
 
 Protocols (data, splits and rules): `training/benchmarks.py`. Models: `configs/benchmarks/*.yaml` and
@@ -12,6 +14,11 @@ int8 exports (the int8 graph is scored even when the export's parity gate refuse
 Work goes to runs/quality/PROTOCOL/BACKEND/VARIANT/: each finished split (fold) is saved there, with its dev and test
 probabilities (for bench/ensemble.py), and an interrupted fit is resumed from its last epoch checkpoint, so re-running
 the same command continues where it stopped. `--config` trains the protocol with another config (auxiliary tasks).
+
+`--backend distill` trains, per split, one transformer on the labels and on the mean softened outputs of the
+`--teacher` rows' models for that split (`triage-train distill`; all of the first teacher's layers unless
+`--set distill.keep_layers=[...]`). A teacher row must have kept its split models: the last split's always is, every
+fold's only with --keep-models.
 """
 
 from __future__ import annotations
@@ -48,7 +55,7 @@ from training.benchmarks import (  # noqa: E402
     protocol_config_path,
     write_examples,
 )
-from training.config import DatasetSpec, TrainConfig, load_config, parse_override  # noqa: E402
+from training.config import DatasetSpec, DistillConfig, TrainConfig, load_config, parse_override  # noqa: E402
 from training.datasets import Example, label_arrays  # noqa: E402
 from training.evaluation import build_report  # noqa: E402
 from training.metrics import HEADLINE_METRICS, summary_scores  # noqa: E402
@@ -62,6 +69,47 @@ RUNS = ROOT / "runs" / "quality"
 
 def log(message: str) -> None:
     print(f"[{datetime.now(UTC).strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+class QualityError(Exception):
+    """A benchmark that cannot run as asked (a missing row or model); the message says what to run first."""
+
+
+def result_rows(protocol: Protocol, names: list[str]) -> list[dict[str, Any]]:
+    """The rows named BACKEND/VARIANT of a protocol in the results file."""
+    rows = json.loads(RESULTS.read_text())["rows"] if RESULTS.is_file() else {}
+    missing = [name for name in names if f"{protocol.name}/{name}" not in rows]
+    if missing:
+        raise QualityError(f"no row {', '.join(missing)} for {protocol.name} in {RESULTS}: run it with "
+                           "bench/quality.py first")
+    return [rows[f"{protocol.name}/{name}"] for name in names]
+
+
+def row_workdir(row: dict[str, Any]) -> Path:
+    """Where a row's splits were run. Rows written before "workdir" was recorded: the directory named after the
+    variant (true unless run with --folds)."""
+    return RUNS / row.get("workdir", f"{row['protocol']}/{row['backend']}/{row['variant'].replace('/', '_')}")
+
+
+def split_model(workdir: Path, split: Split) -> Path:
+    """The model a row published for one split (its NAME directory), if it was kept."""
+    found = sorted(path.parent for path in workdir.glob(f"models/*-{split.name}/latest"))
+    if not found:
+        raise QualityError(f"{workdir}: no model kept for split {split.name}; re-run that row with --keep-models")
+    return found[0]
+
+
+def encoder_layers(workdir: Path) -> list[int]:
+    """Every encoder layer index of a transformer row's models."""
+    from transformers import AutoConfig
+
+    from model.artifact import ENCODER_DIR, load_manifest
+
+    found = sorted(workdir.glob("models/*/latest"))
+    if not found:
+        raise QualityError(f"{workdir}: no model kept; re-run that row (with --keep-models for every fold)")
+    version_dir = load_manifest(found[0].parent)[0]
+    return list(range(AutoConfig.from_pretrained(version_dir / ENCODER_DIR).num_hidden_layers))
 
 
 def hardware() -> str:
@@ -171,10 +219,14 @@ def load_probabilities(path: Path) -> tuple[dict[str, np.ndarray], dict[str, dic
 
 # ---- one split ----------------------------------------------------------------------------------------------------
 def run_split(split: Split, config: TrainConfig, protocol: Protocol, workdir: Path, keep_model: bool,
-              n_bootstrap: int) -> dict[str, Any]:
-    """Fit on split.train (selecting on split.dev), score split.test; saved to workdir/SPLIT.json (resumable)."""
+              n_bootstrap: int, teachers: list[Path] | None = None) -> dict[str, Any]:
+    """Fit on split.train (selecting on split.dev), score split.test; saved to workdir/SPLIT.json (resumable).
+
+    With `teachers` (the work directories of transformer rows), `config` is a DistillConfig and the model is distilled
+    from those rows' models for this split."""
     from model.artifact import load_manifest
     from model.predictor import load_predictor
+    from training.distill import run_distill
     from training.fit import RUNS_DIR, run_fit
 
     done = workdir / f"{split.name}.json"
@@ -193,6 +245,8 @@ def run_split(split: Split, config: TrainConfig, protocol: Protocol, workdir: Pa
         "validation": [DatasetSpec(path=dev_file, license=licences)],
         "holdout": None,
     })
+    if teachers:
+        fold_config = fold_config.model_copy(update={"teacher": [str(split_model(w, split)) for w in teachers]})
     models = workdir / "models"
     name_dir = models / fold_config.name
     started = time.perf_counter()
@@ -205,7 +259,8 @@ def run_split(split: Split, config: TrainConfig, protocol: Protocol, workdir: Pa
         resume = interrupted[-1] if interrupted else None
         log(f"{split.name}: fitting {config.backend} on {len(split.train)} rows, selecting on {len(split.dev)}"
             + (f" (resuming {resume})" if resume else ""))
-        version_dir = run_fit(fold_config, models, resume=resume, log=log)
+        train = run_distill if teachers else run_fit
+        version_dir = train(fold_config, models, resume=resume, log=log)
         train_seconds = time.perf_counter() - started
     manifest = load_manifest(version_dir)[1]
     training = getattr(manifest, "training", None) or {}
@@ -268,9 +323,11 @@ def build_row(args: argparse.Namespace, protocol: Protocol, config: TrainConfig,
     served = Counter(r["served"] for r in results)
     params = config.transformer if config.backend == "transformer" else config.linear
     settings = params.model_dump(mode="json")
+    if isinstance(config, DistillConfig):
+        settings |= {"teachers": args.teacher, "distill": config.distill.model_dump(mode="json")}
     row = {
         "protocol": protocol.name,
-        "backend": config.backend,
+        "backend": args.backend,
         "variant": variant,
         "task": protocol.task or config.label_schema().names[0],
         "metric": protocol.metric,
@@ -331,6 +388,8 @@ def config_label(args: argparse.Namespace, protocol: Protocol) -> str:
 
 def command(args: argparse.Namespace) -> str:
     parts = [".venv/bin/python", "bench/quality.py", "--protocol", args.protocol, "--backend", args.backend]
+    for teacher in args.teacher or []:
+        parts += ["--teacher", teacher]
     if args.config is not None:
         parts += ["--config", config_label(args, PROTOCOLS[args.protocol])]
     if args.epochs is not None:
@@ -364,11 +423,14 @@ def write_report(results: dict[str, Any], path: Path | None = None) -> None:
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--protocol", choices=sorted(PROTOCOLS))
-    parser.add_argument("--backend", choices=["linear", "transformer"])
+    parser.add_argument("--backend", choices=["linear", "transformer", "distill"])
     parser.add_argument("--shared-data", type=Path, default=shared_data_dir())
     parser.add_argument("--config", type=Path,
                         help="another config for the protocol (e.g. with auxiliary tasks); its first training file "
                              "must be the protocol's own, and the protocol's rules still apply")
+    parser.add_argument("--teacher", action="append",
+                        help="with --backend distill: a transformer row (transformer/VARIANT) whose split models teach "
+                             "(repeat for an ensemble)")
     parser.add_argument("--epochs", type=int, help="transformer epochs (default: the config's)")
     parser.add_argument("--folds", type=int, help="run only the first N folds of a cross-validated protocol")
     parser.add_argument("--set", action="append", help="any config field, e.g. transformer.learning_rate=4e-5")
@@ -380,11 +442,22 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if not args.render and not (args.protocol and args.backend):
         parser.error("--protocol and --backend are required (or --render)")
+    if (args.backend == "distill") != bool(args.teacher):
+        parser.error("--backend distill needs --teacher transformer/VARIANT (one or more); other backends take none")
+    if any(not teacher.startswith("transformer/") for teacher in args.teacher or []):
+        parser.error("--teacher names a transformer row: transformer/VARIANT")
     return args
 
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
+    try:
+        run(args)
+    except QualityError as err:
+        raise SystemExit(f"error: {err}") from None
+
+
+def run(args: argparse.Namespace) -> None:
     if args.render:
         write_report(json.loads(RESULTS.read_text()))
         log(f"wrote {REPORT}")
@@ -405,7 +478,18 @@ def main(argv: list[str] | None = None) -> None:
         + [f"{k.removeprefix('transformer.').removeprefix('linear.')}={v}" for k, v in sorted(overrides.items())]
     ) or "reference"
     variant = settings if args.variant or args.folds is None else f"{settings},folds={args.folds}"
-    config = load_config(args.config or protocol_config_path(protocol), overrides | {"backend": args.backend})
+    teachers = None
+    if args.backend == "distill":
+        teachers = [row_workdir(row) for row in result_rows(protocol, args.teacher)]
+        names = "+".join(teacher.removeprefix("transformer/") for teacher in args.teacher)
+        settings = args.variant or ",".join([f"teachers={names}", *([] if settings == "reference" else [settings])])
+        variant = settings if args.variant or args.folds is None else f"{settings},folds={args.folds}"
+        if "distill.keep_layers" not in overrides:  # an ensemble into one model of a member's size
+            overrides["distill.keep_layers"] = encoder_layers(teachers[0])
+        config = load_config(args.config or protocol_config_path(protocol), overrides | {"backend": "transformer"},
+                             kind=DistillConfig)
+    else:
+        config = load_config(args.config or protocol_config_path(protocol), overrides | {"backend": args.backend})
     workdir = RUNS / protocol.name / args.backend / settings.replace("/", "_")
     workdir.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
@@ -417,7 +501,7 @@ def main(argv: list[str] | None = None) -> None:
         log(f"split {number}/{len(chosen)} ({split.name}): train {len(split.train)}, dev {len(split.dev)}, "
             f"test {len(split.test)}; dropped as duplicates of test texts: {split.overlap}")
         keep = args.keep_models or number == len(chosen)
-        results.append(run_split(split, config, protocol, workdir, keep, args.bootstrap))
+        results.append(run_split(split, config, protocol, workdir, keep, args.bootstrap, teachers))
         headline = results[-1]["backends"][results[-1]["served"]]["tasks"]
         log(f"split {split.name}: " + ", ".join(f"{t} {protocol.metric} {100 * m[protocol.metric]:.1f}"
                                                for t, m in headline.items()))

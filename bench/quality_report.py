@@ -79,8 +79,13 @@ def _row_settings(row: dict[str, Any]) -> str:
         parts.append(f"weighted mean of the probabilities of {', '.join(f'`{m}`' for m in params['members'])} "
                      f"(each member's served backend); weights chosen per split on its dev rows by "
                      f"{METRIC_NAMES[row['metric']]}, grid step {params['step']:g}: {weights}")
-    elif row["backend"] == "transformer":
+    elif row["backend"] in ("transformer", "distill"):
         params = row["settings"]
+        if row["backend"] == "distill":
+            distill = params["distill"]
+            parts.append(f"distilled per split from the models of {', '.join(f'`{t}`' for t in params['teachers'])} "
+                         f"(mean of their outputs softened at T = {distill['temperature']:g}, alpha "
+                         f"{distill['alpha']:g}); starts from the first teacher's layers {distill['keep_layers']}")
         parts.append(f"{params['encoder']}, {params['epochs']} epochs (best epochs {row['best_epochs']}), "
                      f"lr {params['learning_rate']:g}, batch {params['batch_size']}, max length {params['max_length']}")
     else:

@@ -1,8 +1,10 @@
-"""bench/ensemble.py: weights chosen on dev only, probabilities saved per split, and one real run end to end."""
+"""bench/ensemble.py: weights chosen on dev only, probabilities saved per split, and one real run end to end; and
+bench/quality.py --backend distill (a row's split models as teachers) on tiny models."""
 
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -71,7 +73,7 @@ def test_an_ensemble_of_two_linear_rows_on_two_complaints_folds(
 ) -> None:
     for module in (quality, ensemble):
         monkeypatch.setattr(module, "RESULTS", tmp_path / "quality.json")
-        monkeypatch.setattr(module, "RUNS", tmp_path / "runs")
+    monkeypatch.setattr(quality, "RUNS", tmp_path / "runs")
     monkeypatch.setattr(quality, "REPORT", tmp_path / "BENCHMARKS.md")
     common = ["--protocol", "complaints", "--backend", "linear", "--folds", "2", "--bootstrap", "0",
               "--shared-data", str(shared_data)]
@@ -86,3 +88,36 @@ def test_an_ensemble_of_two_linear_rows_on_two_complaints_folds(
     assert all(0.6 < value <= 1 for value in folds)
     assert "weighted mean of the probabilities of `linear/soft`, `linear/C=8,folds=2`" in (
         tmp_path / "BENCHMARKS.md").read_text()
+
+
+@pytest.mark.shared_data
+def test_a_transformer_row_distils_into_one_model_per_split(
+    shared_data: Path, tiny_encoder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(quality, "RESULTS", tmp_path / "quality.json")
+    monkeypatch.setattr(quality, "RUNS", tmp_path / "runs")
+    monkeypatch.setattr(quality, "REPORT", tmp_path / "BENCHMARKS.md")
+    common = ["--protocol", "complaints", "--folds", "2", "--bootstrap", "0", "--shared-data", str(shared_data),
+              "--epochs", "1", "--set", "transformer.max_length=48"]
+    quality.main([*common, "--backend", "transformer", "--variant", "tiny", "--keep-models", "--set",
+                  f"transformer.encoder={tiny_encoder}"])
+    quality.main([*common, "--backend", "distill", "--teacher", "transformer/tiny"])
+
+    row = json.loads((tmp_path / "quality.json").read_text())["rows"][
+        "complaints/distill/teachers=tiny,epochs=1,max_length=48,folds=2"]
+    assert row["backend"] == "distill" and row["splits_run"] == 2
+    assert row["settings"]["teachers"] == ["transformer/tiny"] and row["settings"]["distill"]["keep_layers"] == [0, 1]
+    assert set(row["scores"]) == {"torch", "onnx-fp32", "onnx-int8"}
+    assert "--backend distill --teacher transformer/tiny" in row["command"]
+    (student,) = (tmp_path / "runs" / "complaints" / "distill").glob("*/models/*-fold1/latest")  # the last is kept
+    manifest = json.loads((student.parent / student.read_text().strip() / "manifest.json").read_text())
+    assert [t["name"] for t in manifest["distillation"]["teachers"]] == ["bench-complaints-fold1"]
+    assert "distilled per split from the models of `transformer/tiny`" in (tmp_path / "BENCHMARKS.md").read_text()
+
+    shutil.rmtree(tmp_path / "runs" / "complaints" / "transformer" / "tiny" / "models" / "bench-complaints-fold0")
+    with pytest.raises(SystemExit, match="no model kept for split fold0; re-run that row with --keep-models"):
+        quality.main([*common, "--backend", "distill", "--teacher", "transformer/tiny", "--variant", "again"])
+    with pytest.raises(SystemExit, match="no row transformer/missing"):
+        quality.main([*common, "--backend", "distill", "--teacher", "transformer/missing"])
+    with pytest.raises(SystemExit):
+        quality.main([*common, "--backend", "distill"])  # no teacher: a usage error
