@@ -34,6 +34,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 from transformers import (
+    AutoModel,
     AutoModelForMaskedLM,
     AutoTokenizer,
     DataCollatorForLanguageModeling,
@@ -231,17 +232,24 @@ def run_adapt(config: AdaptConfig, output_root: Path, resume: bool = False,
         "unlabelled": texts.unlabelled,
         "excluded": texts.excluded,
     }
-    _publish(model, tokenizer, record, out)
+    _publish(model, encoder_path, tokenizer, record, out)
     shutil.rmtree(run_dir, ignore_errors=True)
     return out
 
 
-def _publish(model: PreTrainedModel, tokenizer: Any, record: dict[str, Any], out: Path) -> None:
+def _publish(model: PreTrainedModel, encoder_path: Path, tokenizer: Any, record: dict[str, Any], out: Path) -> None:
     """Write the encoder alone (no MLM head: what transformer.encoder loads), its tokenizer and the record, then
-    rename the staging directory into place."""
+    rename the staging directory into place.
+
+    The adapted weights go into the original encoder, so that weights the MLM model lacks (BERT's pooler) are kept
+    as they were instead of being initialised at random when the encoder is loaded."""
     staging = out.with_name(f".{out.name}.staging")
     shutil.rmtree(staging, ignore_errors=True)
-    model.base_model.save_pretrained(staging)
+    encoder = AutoModel.from_pretrained(encoder_path)
+    unexpected = encoder.load_state_dict(model.base_model.state_dict(), strict=False).unexpected_keys
+    if unexpected:
+        raise RuntimeError(f"the adapted weights do not fit {encoder_path}: {unexpected[:5]}")
+    encoder.save_pretrained(staging)
     tokenizer.save_pretrained(staging)
     (staging / RECORD_FILE).write_text(json.dumps(record, indent=2), encoding="utf-8")
     shutil.rmtree(out, ignore_errors=True)
