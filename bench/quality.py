@@ -473,19 +473,18 @@ def run(args: argparse.Namespace) -> None:
         overrides["transformer.epochs"] = args.epochs
     # The work directory depends on the settings only, so a run limited with --folds reuses (and extends) the folds
     # that a longer run with the same settings has finished.
+    teachers = "+".join(teacher.removeprefix("transformer/") for teacher in args.teacher or [])
     settings = args.variant or ",".join(
-        ([f"config={args.config.stem}"] if args.config else [])
+        ([f"teachers={teachers}"] if teachers else [])
+        + ([f"config={args.config.stem}"] if args.config else [])
         + [f"{k.removeprefix('transformer.').removeprefix('linear.')}={v}" for k, v in sorted(overrides.items())]
     ) or "reference"
     variant = settings if args.variant or args.folds is None else f"{settings},folds={args.folds}"
-    teachers = None
+    teacher_dirs = None
     if args.backend == "distill":
-        teachers = [row_workdir(row) for row in result_rows(protocol, args.teacher)]
-        names = "+".join(teacher.removeprefix("transformer/") for teacher in args.teacher)
-        settings = args.variant or ",".join([f"teachers={names}", *([] if settings == "reference" else [settings])])
-        variant = settings if args.variant or args.folds is None else f"{settings},folds={args.folds}"
+        teacher_dirs = [row_workdir(row) for row in result_rows(protocol, args.teacher)]
         if "distill.keep_layers" not in overrides:  # an ensemble into one model of a member's size
-            overrides["distill.keep_layers"] = encoder_layers(teachers[0])
+            overrides["distill.keep_layers"] = encoder_layers(teacher_dirs[0])
         config = load_config(args.config or protocol_config_path(protocol), overrides | {"backend": "transformer"},
                              kind=DistillConfig)
     else:
@@ -501,7 +500,7 @@ def run(args: argparse.Namespace) -> None:
         log(f"split {number}/{len(chosen)} ({split.name}): train {len(split.train)}, dev {len(split.dev)}, "
             f"test {len(split.test)}; dropped as duplicates of test texts: {split.overlap}")
         keep = args.keep_models or number == len(chosen)
-        results.append(run_split(split, config, protocol, workdir, keep, args.bootstrap, teachers))
+        results.append(run_split(split, config, protocol, workdir, keep, args.bootstrap, teacher_dirs))
         headline = results[-1]["backends"][results[-1]["served"]]["tasks"]
         log(f"split {split.name}: " + ", ".join(f"{t} {protocol.metric} {100 * m[protocol.metric]:.1f}"
                                                for t, m in headline.items()))

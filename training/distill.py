@@ -364,9 +364,10 @@ def run_distill(
         return None
     staging = fresh_staging(name_dir, version)
     trainer.save_best(staging)
+    summaries = [t.summary for t in teachers]
     distillation = {
-        "teacher": first.summary,
-        "teachers": [t.summary for t in teachers],
+        "teacher": summaries[0],
+        "teachers": summaries,
         "kept_layers": keep_layers,
         "temperature": config.distill.temperature,
         "alpha": config.distill.alpha,

@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from training.config import ConfigError, load_config, parse_override
+from training.config import ConfigError, DistillConfig, load_config, parse_override
 
 
 def write(path: Path, text: str) -> Path:
@@ -34,6 +34,19 @@ def test_overrides_are_typed_and_cli_paths_are_relative_to_cwd(tmp_path: Path) -
     )
     assert config.transformer.epochs == 3 and config.transformer.dropout == 0.2 and config.backend == "linear"
     assert config.train[0].path == Path("/work/here/b.jsonl")
+
+
+def test_one_teacher_or_a_list_resolve_against_the_config(tmp_path: Path) -> None:
+    (tmp_path / "configs").mkdir()
+    one = load_config(write(tmp_path / "configs" / "one.yaml", "name: s\ntrain: [t.jsonl]\nteacher: ../models/a\n"),
+                      kind=DistillConfig)
+    assert one.teacher == [str(tmp_path / "models" / "a")]
+    many = load_config(write(tmp_path / "configs" / "many.yaml",
+                             "name: s\ntrain: [t.jsonl]\nteacher: [../models/a, /abs/b]\n"), kind=DistillConfig)
+    assert many.teacher == [str(tmp_path / "models" / "a"), "/abs/b"]
+    flags = load_config(tmp_path / "configs" / "many.yaml", {"teacher": ["m/c"]}, cli_base=Path("/work/here"),
+                        kind=DistillConfig)
+    assert flags.teacher == ["/work/here/m/c"]
 
 
 def test_parse_override() -> None:
