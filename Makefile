@@ -42,8 +42,9 @@ test: lint services
 
 # The default (served) model is a 3-layer student distilled from the 6-layer teacher, both trained on data/ only
 # (README: the default model). Each is built only when missing: the teacher in about 4 minutes on 2 cores, the
-# student in about 4 more. The student then gets its ONNX export; its int8 copy is added only when it agrees with
-# PyTorch on >= 99% of validation posts per task, otherwise serving uses the fp32 ONNX graph.
+# student in about 4 more. The student then gets its ONNX export; its int8 copy (with its most sensitive matmuls
+# kept fp32 where needed) is added only when it agrees with PyTorch on >= 99% of validation posts per task,
+# otherwise serving uses the fp32 ONNX graph.
 $(TEACHER)/latest: | $(STAMP)
 	$(BIN)/triage-train fit --config $(TEACHER_CONFIG) --output $(MODELS)
 

@@ -247,7 +247,9 @@ def export(
     smooth_alpha: Annotated[float, typer.Option(
         min=0.0, max=1.0, help="activation smoothing before int8 quantisation (0: none)")] = 0.9,
     calibration: Annotated[list[Path] | None, typer.Option(
-        help="texts that set the smoothing (default: manifest's training data)")] = None,
+        help="texts that set the smoothing and rank the fp32 fallback (default: manifest's training data)")] = None,
+    max_fp32_fallback: Annotated[int, typer.Option(
+        min=0, help="when int8 misses the bar, keep up to this many of its most sensitive matmuls in fp32")] = 4,
 ) -> None:
     """Add ONNX graphs (fp32 and dynamic int8, all heads in one pass) with measured parity to a model."""
     from training.export import ExportFailed, run_export
@@ -255,7 +257,8 @@ def export(
     _quiet_hugging_face()
     try:
         result = run_export(model, data, min_int8_agreement=min_int8_agreement, require_int8=require_int8,
-                            smooth_alpha=smooth_alpha, calibration=calibration, log=_log)
+                            smooth_alpha=smooth_alpha, calibration=calibration,
+                            max_fp32_fallback=max_fp32_fallback, log=_log)
     except ExportFailed as err:
         console.print(f"[bold red]export failed:[/] {err}", highlight=False)
         raise typer.Exit(code=1) from err

@@ -20,7 +20,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from onnxruntime.quantization import QuantType, quantize_dynamic
 from torch import nn
 from transformers import AutoTokenizer
 
@@ -30,6 +29,7 @@ from model.multitask import MultiTaskModel
 from model.predictor import Predictor, load_predictor
 from training.config import DatasetSpec
 from training.datasets import load_datasets
+from training.quantize import quantise, rank_by_sensitivity
 from training.smoothing import DEFAULT_ALPHA, smooth_linears
 
 OPSET = 17
@@ -37,6 +37,8 @@ FP32_FILE = f"{ONNX_DIR}/model.onnx"
 INT8_FILE = f"{ONNX_DIR}/model.int8.onnx"
 SMOOTHED_FILE = "smoothed.onnx"  # scratch: the smoothed fp32 graph the int8 copy is quantised from
 MAX_CALIBRATION_TEXTS = 4096
+MAX_SENSITIVITY_TEXTS = 1024  # calibration texts that rank matmuls for the fp32 fallback (one int8 pass per matmul)
+DEFAULT_MAX_FP32_FALLBACK = 4
 
 
 class ExportFailed(Exception):
@@ -127,23 +129,28 @@ def run_export(
     require_int8: bool = True,
     smooth_alpha: float = DEFAULT_ALPHA,
     calibration: list[Path] | None = None,
+    max_fp32_fallback: int = DEFAULT_MAX_FP32_FALLBACK,
     log: Callable[[str], None] = print,
 ) -> dict[str, Any]:
     """Export fp32 and int8 graphs, measure parity against eager PyTorch, then record them in the manifest.
 
     The int8 copy is quantised from a graph smoothed with `smooth_alpha` (0: no smoothing) on `calibration` texts
-    (default: the manifest's training files, at most MAX_CALIBRATION_TEXTS). An int8 copy whose argmax agreement on
-    any task is under `min_int8_agreement` is never added: with `require_int8` that fails the export (ExportFailed,
-    artifact unchanged); without it, only the fp32 graph is added and the rejected int8 parity is recorded.
+    (default: the manifest's training files, at most MAX_CALIBRATION_TEXTS). When its argmax agreement on any task is
+    under `min_int8_agreement`, up to `max_fp32_fallback` of its matmuls are kept in fp32, most sensitive first
+    (ranked on the calibration texts, training/quantize.py), one more at a time until it passes. An int8 copy that
+    still misses the bar is never added: with `require_int8` that fails the export (ExportFailed, artifact
+    unchanged); without it, only the fp32 graph is added and the rejected int8 parity is recorded.
     """
     version_dir, manifest = load_manifest(model)
     if manifest.backend != "transformer":
         raise ArtifactError(f"{version_dir}: only transformer models export to ONNX (this one is {manifest.backend})")
     texts, sources = _texts(manifest, data, "validation", "--data")
-    smoothing = None
-    if smooth_alpha:
+    calibration_texts: list[str] = []
+    calibration_sources: list[str] = []
+    if smooth_alpha or max_fp32_fallback:
         calibration_texts, calibration_sources = _texts(manifest, calibration, "train", "--calibration")
-        smoothing = (smooth_alpha, calibration_texts[:MAX_CALIBRATION_TEXTS])
+        calibration_texts = calibration_texts[:MAX_CALIBRATION_TEXTS]
+    smoothing = (smooth_alpha, calibration_texts) if smooth_alpha else None
     tokenizer = AutoTokenizer.from_pretrained(version_dir / ENCODER_DIR)
     with tempfile.TemporaryDirectory(dir=version_dir.parent) as scratch:
         staged = Path(scratch)
@@ -151,9 +158,8 @@ def run_export(
         started = time.perf_counter()
         export_graph(version_dir, manifest, staged / FP32_FILE)
         smoothed = export_graph(version_dir, manifest, staged / SMOOTHED_FILE, smoothing) if smoothing else []
-        # Per-channel weight scales: measured the best of the plain dynamic settings (see the issue notes).
-        quantize_dynamic(str(staged / (SMOOTHED_FILE if smoothing else FP32_FILE)), str(staged / INT8_FILE),
-                         weight_type=QuantType.QInt8, per_channel=True)
+        int8_source = staged / (SMOOTHED_FILE if smoothing else FP32_FILE)
+        quantise(int8_source, staged / INT8_FILE)
         log(f"exported and quantised in {time.perf_counter() - started:.1f} s; measuring parity on {len(texts)} texts")
         export: dict[str, Any] = {
             "files": {"fp32": FP32_FILE, "int8": INT8_FILE},
@@ -166,20 +172,40 @@ def run_export(
         }
         if smoothing:
             export["smoothing"] = {"alpha": smooth_alpha, "layers": len(smoothed), "calibration": calibration_sources,
-                                   "calibration_texts": len(smoothing[1])}
-        trial = manifest.model_copy(update={"onnx": export})
+                                   "calibration_texts": len(calibration_texts)}
+
+        def staged_graph(path: str, variant: str = "int8") -> OnnxPredictor:
+            trial = manifest.model_copy(update={"onnx": export | {"files": {variant: path}}})
+            return OnnxPredictor(version_dir, trial, variant=variant, graph_root=staged)
+
         eager = load_predictor(version_dir, backend="torch")
-        results = {
-            variant: parity(eager, OnnxPredictor(version_dir, trial, variant=variant, graph_root=staged), texts)
-            for variant in ("fp32", "int8")
-        }
+        results = {variant: parity(eager, staged_graph(export["files"][variant], variant), texts)
+                   for variant in ("fp32", "int8")}
+        log_parity("fp32", results["fp32"], log)
+        log_parity("int8", results["int8"], log)
+        if _worst(results["int8"]) < min_int8_agreement and max_fp32_fallback:
+            ranking_texts = calibration_texts[:MAX_SENSITIVITY_TEXTS]
+            ranking = rank_by_sensitivity(
+                int8_source, staged / INT8_FILE, staged,
+                lambda graph: staged_graph(graph.name).predict_proba(ranking_texts),
+                staged_graph(FP32_FILE, "fp32").predict_proba(ranking_texts), log)
+            kept: list[str] = []
+            for node, _error in ranking[:max_fp32_fallback]:
+                kept.append(node)
+                quantise(int8_source, staged / INT8_FILE, kept)
+                results["int8"] = parity(eager, staged_graph(INT8_FILE), texts)
+                log_parity(f"int8 with {len(kept)} fp32 matmul{'s' if len(kept) > 1 else ''}", results["int8"], log)
+                if _worst(results["int8"]) >= min_int8_agreement:
+                    break
+            export["fp32_fallback"] = {"matmuls": kept, "of": len(ranking), "ranked_on": calibration_sources,
+                                       "ranking_texts": len(ranking_texts)}
+            export["quantization"] += f", {len(kept)} of {len(ranking)} matmuls kept fp32"
         export["parity"] = {"data": sources, "texts": len(texts), "reference": "torch fp32", **results}
-        worst = min(r["agreement"] for r in results["int8"].values())
-        for variant, tasks in results.items():
-            log(f"{variant} parity: " + ", ".join(
-                f"{task} {r['agreement']:.4f} (max diff {r['max_prob_diff']:.3f})" for task, r in tasks.items()))
+        worst = _worst(results["int8"])
         if worst < min_int8_agreement:
             message = f"int8 argmax agreement {worst:.4f} is under {min_int8_agreement:.2f}"
+            if "fp32_fallback" in export:
+                message += f" with {len(export['fp32_fallback']['matmuls'])} matmuls kept fp32"
             if require_int8:
                 raise ExportFailed(f"{message}: the artifact was left unchanged")
             log(f"{message}: the int8 copy is NOT added; serving will use the fp32 ONNX graph")
@@ -190,3 +216,12 @@ def run_export(
         shutil.move(str(staged / ONNX_DIR), str(version_dir / ONNX_DIR))
     write_manifest(version_dir, manifest.model_copy(update={"onnx": export}))
     return export
+
+
+def _worst(results: dict[str, dict[str, float]]) -> float:
+    return min(r["agreement"] for r in results.values())
+
+
+def log_parity(variant: str, results: dict[str, dict[str, float]], log: Callable[[str], None]) -> None:
+    log(f"{variant} parity: " + ", ".join(
+        f"{task} {r['agreement']:.4f} (max diff {r['max_prob_diff']:.3f})" for task, r in results.items()))

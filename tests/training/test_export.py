@@ -4,9 +4,11 @@ import json
 import shutil
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
+import onnx
 import pytest
 
 from model.artifact import load_manifest
@@ -17,6 +19,7 @@ from tests.conftest import write_config
 from tests.posts_factory import make_posts, write_jsonl
 from training.config import load_config
 from training.fit import run_fit
+from training.quantize import quantise, quantised_matmuls
 
 TEXTS = ["@LarkAir my bag never arrived 😡", "thanks for the quick refund!", "is the shop open on sunday?"]
 
@@ -68,10 +71,12 @@ def test_int8_under_the_bar_fails_and_leaves_the_artifact_unchanged(model: Path)
 
 
 def test_without_require_int8_only_fp32_is_added(model: Path) -> None:
-    result = triage_train("export", "--model", model, "--min-int8-agreement", "1.01", "--no-require-int8")
+    result = triage_train("export", "--model", model, "--min-int8-agreement", "1.01", "--no-require-int8",
+                          "--max-fp32-fallback", "0")
     assert result.exit_code == 0, result.output
     export = manifest_of(model)["onnx"]
     assert export["files"] == {"fp32": "onnx/model.onnx"} and "int8_rejected" in export
+    assert "fp32_fallback" not in export  # 0 turns the fallback off
     assert not (model / "onnx" / "model.int8.onnx").exists()
     assert load_predictor(model).backend == "onnx-fp32"
 
@@ -143,6 +148,37 @@ def test_export_without_smoothing(model: Path) -> None:
     assert result.exit_code == 0, result.output
     export = manifest_of(model)["onnx"]
     assert "smoothing" not in export and export["quantization"] == "dynamic int8, per-channel weights"
+
+
+def test_int8_under_the_bar_keeps_its_most_sensitive_matmuls_in_fp32_up_to_the_cap(model: Path) -> None:
+    result = triage_train("export", "--model", model, "--min-int8-agreement", "1.01", "--no-require-int8",
+                          "--max-fp32-fallback", "2")
+    assert result.exit_code == 0, result.output
+    assert "ranking" in result.output and "int8 with 2 fp32 matmuls parity" in result.output
+    export = manifest_of(model)["onnx"]
+    fallback = export["fp32_fallback"]
+    assert len(fallback["matmuls"]) == 2 and fallback["of"] > 2 and fallback["ranking_texts"] == 60
+    assert fallback["ranked_on"][0].endswith("train.jsonl")  # ranked on training texts, not the parity texts
+    assert export["int8_rejected"]["reason"].endswith("with 2 matmuls kept fp32")
+
+
+def test_quantise_keeps_the_named_matmuls_in_fp32(model: Path, tmp_path: Path) -> None:
+    assert triage_train("export", "--model", model, "--min-int8-agreement", "0").exit_code == 0
+    fp32, int8 = model / "onnx" / "model.onnx", tmp_path / "int8.onnx"
+
+    def operators(keep: list[str]) -> Counter:
+        quantise(fp32, int8, keep)
+        return Counter(node.op_type for node in onnx.load(str(int8)).graph.node)
+
+    everything = operators([])
+    matmuls = quantised_matmuls(fp32, int8)
+    heads = 4  # Gemm nodes, always quantised
+    assert len(matmuls) == everything["MatMulInteger"] - heads > 4
+    one_kept = operators(matmuls[:1])
+    assert one_kept["MatMulInteger"] == everything["MatMulInteger"] - 1
+    assert quantised_matmuls(fp32, int8) == matmuls[1:]
+    all_kept = operators(matmuls)
+    assert all_kept["MatMulInteger"] == heads and quantised_matmuls(fp32, int8) == []
 
 
 def test_missing_calibration_data_is_a_clear_error(model: Path, tmp_path: Path) -> None:
