@@ -163,6 +163,7 @@ def score_transformer(version_dir: Path, dev_file: Path, split: Split, config: T
     from bench.speed import predictors
     from model.artifact import load_manifest
     from training.export import run_export
+    from training.quantize import kept_fp32
 
     manifest = load_manifest(version_dir)[1]
     if not getattr(manifest, "onnx", None):
@@ -183,7 +184,8 @@ def score_transformer(version_dir: Path, dev_file: Path, split: Split, config: T
     parity = export["parity"]["int8"]
     worst = min(r["agreement"] for r in parity.values())
     int8 = (f"argmax agreement with torch on the dev split {100 * worst:.1f}% (worst task); "
-            + ("served" if served == "onnx-int8" else f"not served ({export['int8_rejected']['reason']})"))
+            + ("served" if served == "onnx-int8" else f"not served ({export['int8_rejected']['reason']})")
+            + (f"; {len(kept)} matmuls kept fp32" if served == "onnx-int8" and (kept := kept_fp32(export)) else ""))
     return {"backends": backends, "served": served, "int8": int8}
 
 

@@ -35,6 +35,7 @@ from training.datasets import load_dataset  # noqa: E402
 from training.evaluate import ranking_for  # noqa: E402
 from training.export import run_export  # noqa: E402
 from training.paths import shared_data_dir  # noqa: E402
+from training.quantize import kept_fp32  # noqa: E402
 
 
 def throughput(predictor: Predictor, texts: list[str], batch_size: int, min_seconds: float) -> float:
@@ -65,18 +66,23 @@ def exported_copy(version_dir: Path, scratch: Path, **options: Any) -> tuple[Pat
     return copy, run_export(copy, min_int8_agreement=0.0, require_int8=False, **options)
 
 
-def predictors(model: Path, scratch: Path, int8_only: bool = False) -> dict[str, tuple[Predictor, str]]:
-    """{name: (predictor, description)} for torch fp32, ONNX fp32 and ONNX int8 (only int8 with `int8_only`)."""
+def predictors(model: Path, scratch: Path, full_int8: bool = False) -> dict[str, tuple[Predictor, str]]:
+    """{name: (predictor, description)} for torch fp32, ONNX fp32 and ONNX int8; with `full_int8`, also the fully
+    quantised int8 copy when the served one keeps matmuls in fp32 for parity."""
     version_dir, manifest = load_manifest(model)
     export = getattr(manifest, "onnx", None)
     if not export:
         raise SystemExit(f"{model}: not exported; run `triage-train export --model {model}` first")
-    found = {}
-    if not int8_only:
-        found = {"torch fp32": (load_predictor(model, backend="torch"), "eager PyTorch"),
-                 "onnx fp32": (load_predictor(model, backend="onnx-fp32"), "ONNX Runtime")}
+    found = {"torch fp32": (load_predictor(model, backend="torch"), "eager PyTorch"),
+             "onnx fp32": (load_predictor(model, backend="onnx-fp32"), "ONNX Runtime")}
     if "int8" in export["files"]:
-        found["onnx int8"] = (load_predictor(model, backend="onnx-int8"), "ONNX Runtime dynamic int8 (served)")
+        kept = len(kept_fp32(export))
+        found["onnx int8"] = (load_predictor(model, backend="onnx-int8"),
+                              "ONNX Runtime dynamic int8 (served" + (f", {kept} matmuls kept fp32)" if kept else ")"))
+        if kept and full_int8:
+            copy, _ = exported_copy(version_dir, scratch)
+            found["onnx int8 full"] = (load_predictor(copy, backend="onnx-int8"),
+                                       "ONNX Runtime dynamic int8, every matmul quantised (NOT served: parity)")
     else:
         # Measured anyway, from the same export run on a scratch copy: the export refused to ship it.
         copy, _ = exported_copy(version_dir, scratch)
@@ -99,7 +105,7 @@ def main() -> None:
     results: dict = {"model": str(args.model), "machine": f"{platform.machine()}, {os.cpu_count()} cores",
                      "when": datetime.now(UTC).isoformat(timespec="seconds"), "texts": len(texts), "backends": {}}
     with tempfile.TemporaryDirectory() as scratch:
-        for name, (predictor, description) in predictors(args.model, Path(scratch)).items():
+        for name, (predictor, description) in predictors(args.model, Path(scratch), full_int8=True).items():
             p50, p95 = latency_ms(predictor, texts[:200])
             row = {"description": description,
                    "posts_per_s_batch_1": throughput(predictor, texts[:100], 1, args.seconds),

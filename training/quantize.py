@@ -13,8 +13,9 @@ probabilities compared with the fp32 graph's; the node whose fp32 fallback remov
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnx
@@ -43,6 +44,11 @@ def quantised_matmuls(source: Path, int8: Path) -> list[str]:
 
     still_fp32 = set(fp32_matmuls(int8))
     return [name for name in fp32_matmuls(source) if name not in still_fp32]
+
+
+def kept_fp32(export: Mapping[str, Any]) -> list[str]:
+    """The matmuls a manifest's `onnx` section says its int8 graph keeps in fp32 (none when int8 was not added)."""
+    return export.get("fp32_fallback", {}).get("matmuls", []) if "int8" in export.get("files", {}) else []
 
 
 def probability_error(reference: dict[str, np.ndarray], candidate: dict[str, np.ndarray]) -> float:
