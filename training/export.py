@@ -9,6 +9,7 @@ written first and the manifest last, so a failed export leaves the artifact as i
 
 from __future__ import annotations
 
+import functools
 import shutil
 import tempfile
 import time
@@ -145,12 +146,14 @@ def run_export(
     if manifest.backend != "transformer":
         raise ArtifactError(f"{version_dir}: only transformer models export to ONNX (this one is {manifest.backend})")
     texts, sources = _texts(manifest, data, "validation", "--data")
-    calibration_texts: list[str] = []
-    calibration_sources: list[str] = []
-    if smooth_alpha or max_fp32_fallback:
-        calibration_texts, calibration_sources = _texts(manifest, calibration, "train", "--calibration")
-        calibration_texts = calibration_texts[:MAX_CALIBRATION_TEXTS]
-    smoothing = (smooth_alpha, calibration_texts) if smooth_alpha else None
+
+    @functools.cache
+    def calibration_set() -> tuple[list[str], list[str]]:
+        """(texts, their files), read only when smoothing or the fp32 fallback needs them."""
+        texts, sources = _texts(manifest, calibration, "train", "--calibration")
+        return texts[:MAX_CALIBRATION_TEXTS], sources
+
+    smoothing = (smooth_alpha, calibration_set()[0]) if smooth_alpha else None
     tokenizer = AutoTokenizer.from_pretrained(version_dir / ENCODER_DIR)
     with tempfile.TemporaryDirectory(dir=version_dir.parent) as scratch:
         staged = Path(scratch)
@@ -171,8 +174,8 @@ def run_export(
             "exported_at": datetime.now(UTC).isoformat(timespec="seconds"),
         }
         if smoothing:
-            export["smoothing"] = {"alpha": smooth_alpha, "layers": len(smoothed), "calibration": calibration_sources,
-                                   "calibration_texts": len(calibration_texts)}
+            export["smoothing"] = {"alpha": smooth_alpha, "layers": len(smoothed), "calibration": calibration_set()[1],
+                                   "calibration_texts": len(smoothing[1])}
 
         def staged_graph(path: str, variant: str = "int8") -> OnnxPredictor:
             trial = manifest.model_copy(update={"onnx": export | {"files": {variant: path}}})
@@ -184,7 +187,7 @@ def run_export(
         log_parity("fp32", results["fp32"], log)
         log_parity("int8", results["int8"], log)
         if _worst(results["int8"]) < min_int8_agreement and max_fp32_fallback:
-            ranking_texts = calibration_texts[:MAX_SENSITIVITY_TEXTS]
+            ranking_texts = calibration_set()[0][:MAX_SENSITIVITY_TEXTS]
             ranking = rank_by_sensitivity(
                 int8_source, staged / INT8_FILE, staged,
                 lambda graph: staged_graph(graph.name).predict_proba(ranking_texts),
@@ -197,7 +200,7 @@ def run_export(
                 log_parity(f"int8 with {len(kept)} fp32 matmul{'s' if len(kept) > 1 else ''}", results["int8"], log)
                 if _worst(results["int8"]) >= min_int8_agreement:
                     break
-            export["fp32_fallback"] = {"matmuls": kept, "of": len(ranking), "ranked_on": calibration_sources,
+            export["fp32_fallback"] = {"matmuls": kept, "of": len(ranking), "ranked_on": calibration_set()[1],
                                        "ranking_texts": len(ranking_texts)}
             export["quantization"] += f", {len(kept)} of {len(ranking)} matmuls kept fp32"
         export["parity"] = {"data": sources, "texts": len(texts), "reference": "torch fp32", **results}
