@@ -112,3 +112,12 @@ def test_an_interrupted_adaptation_resumes_from_its_last_checkpoint(
     steps_per_epoch = -(-record["texts"]["train"] // 8)
     assert record["steps"] == 3 * steps_per_epoch
     assert any("resuming" in m and "at step 4" in m for m in messages)
+
+
+def test_publishing_refuses_adapted_weights_that_do_not_fit_the_encoder(tiny_encoder: Path, tmp_path: Path) -> None:
+    config = AutoConfig.from_pretrained(tiny_encoder)
+    config.num_hidden_layers += 1  # one layer more than the encoder it claims to adapt
+    with pytest.raises(RuntimeError, match="do not fit"):
+        domain_adapt._publish(BertForMaskedLM(config), tiny_encoder, tokenizer=None, record={},
+                              out=tmp_path / "adapted")
+    assert not (tmp_path / "adapted").exists()
