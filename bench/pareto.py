@@ -34,6 +34,7 @@ from model.artifact import load_manifest  # noqa: E402
 from model.predictor import load_predictor  # noqa: E402
 from training.config import DatasetSpec  # noqa: E402
 from training.datasets import label_arrays, load_dataset  # noqa: E402
+from training.export import worst_agreement  # noqa: E402
 from training.metrics import summary_scores  # noqa: E402
 
 VALIDATION = ROOT / "data" / "brand_posts" / "validation.jsonl"
@@ -77,7 +78,7 @@ def measure(name: str, model: Path, seconds: float, scratch: Path) -> list[dict]
         row = {
             "variant": f"{name} {variant}", "model": str(model), "version": manifest.version, "backend": backend,
             "layers": layers, "quality": quality(copy, backend),
-            "parity_min_agreement": min(r["agreement"] for r in export["parity"][variant].values()),
+            "parity_min_agreement": worst_agreement(export["parity"][variant]),
             "bare_posts_per_s_batch_32": throughput(load_predictor(copy, backend=backend), texts, 32, seconds),
             "service": service_speed(copy, backend, seconds, scratch),
         }

@@ -162,7 +162,7 @@ def score_transformer(version_dir: Path, dev_file: Path, split: Split, config: T
     Each backend's test probabilities, and the served backend's dev probabilities, are added to `probs`."""
     from bench.speed import predictors
     from model.artifact import load_manifest
-    from training.export import run_export
+    from training.export import run_export, worst_agreement
     from training.quantize import kept_fp32
 
     manifest = load_manifest(version_dir)[1]
@@ -181,11 +181,11 @@ def score_transformer(version_dir: Path, dev_file: Path, split: Split, config: T
             backends[key] = score(probs.test[key], split.test, config, protocol, n_bootstrap)
             if key == served:
                 probs.dev = predictor.predict_proba([e.post.text for e in split.dev])
-    parity = export["parity"]["int8"]
-    worst = min(r["agreement"] for r in parity.values())
+    worst = worst_agreement(export["parity"]["int8"])
+    kept = kept_fp32(export)  # none unless int8 is served
     int8 = (f"argmax agreement with torch on the dev split {100 * worst:.1f}% (worst task); "
             + ("served" if served == "onnx-int8" else f"not served ({export['int8_rejected']['reason']})")
-            + (f"; {len(kept)} matmuls kept fp32" if served == "onnx-int8" and (kept := kept_fp32(export)) else ""))
+            + (f"; {len(kept)} matmuls kept fp32" if kept else ""))
     return {"backends": backends, "served": served, "int8": int8}
 
 

@@ -186,7 +186,7 @@ def run_export(
                    for variant in ("fp32", "int8")}
         log_parity("fp32", results["fp32"], log)
         log_parity("int8", results["int8"], log)
-        if _worst(results["int8"]) < min_int8_agreement and max_fp32_fallback:
+        if worst_agreement(results["int8"]) < min_int8_agreement and max_fp32_fallback:
             ranking_texts = calibration_set()[0][:MAX_SENSITIVITY_TEXTS]
             ranking = rank_by_sensitivity(
                 int8_source, staged / INT8_FILE, staged,
@@ -198,13 +198,13 @@ def run_export(
                 quantise(int8_source, staged / INT8_FILE, kept)
                 results["int8"] = parity(eager, staged_graph(INT8_FILE), texts)
                 log_parity(f"int8 with {len(kept)} fp32 matmul{'s' if len(kept) > 1 else ''}", results["int8"], log)
-                if _worst(results["int8"]) >= min_int8_agreement:
+                if worst_agreement(results["int8"]) >= min_int8_agreement:
                     break
             export["fp32_fallback"] = {"matmuls": kept, "of": len(ranking), "ranked_on": calibration_set()[1],
                                        "ranking_texts": len(ranking_texts)}
             export["quantization"] += f", {len(kept)} of {len(ranking)} matmuls kept fp32"
         export["parity"] = {"data": sources, "texts": len(texts), "reference": "torch fp32", **results}
-        worst = _worst(results["int8"])
+        worst = worst_agreement(results["int8"])
         if worst < min_int8_agreement:
             message = f"int8 argmax agreement {worst:.4f} is under {min_int8_agreement:.2f}"
             if "fp32_fallback" in export:
@@ -221,7 +221,8 @@ def run_export(
     return export
 
 
-def _worst(results: dict[str, dict[str, float]]) -> float:
+def worst_agreement(results: dict[str, dict[str, float]]) -> float:
+    """The lowest argmax agreement over tasks: what the parity bar is compared with."""
     return min(r["agreement"] for r in results.values())
 
 

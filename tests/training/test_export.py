@@ -47,6 +47,7 @@ def test_export_adds_both_graphs_with_parity_and_checksums(model: Path) -> None:
     export = manifest.onnx
     assert {"onnx/model.onnx", "onnx/model.int8.onnx"} <= set(manifest.files)
     assert export["parity"]["texts"] == 24
+    assert "fp32_fallback" not in export and "kept fp32" not in export["quantization"]  # it passed: nothing kept
     for task, measured in export["parity"]["fp32"].items():
         assert measured["agreement"] == 1.0 and measured["max_prob_diff"] < 1e-4, task
     assert load_predictor(model).backend == "onnx-int8"
