@@ -4,8 +4,9 @@
 
 Each member is a row that `bench/quality.py` has run (BACKEND/VARIANT, as in bench/results/quality.json). Per split
 (fold), the members' probabilities on the dev rows choose the weights (a grid over the simplex, by the protocol's
-metric); the test rows are then scored once with those weights, from each member's served backend. Nothing is
-trained here, and the test rows play no part in choosing the weights. The row is merged into
+metric), or with --equal-weights every member counts the same (the usual way to average seeds: a few hundred dev
+rows can pick noise); the test rows are then scored once with those weights, from each member's served backend.
+Nothing is trained here, and the test rows play no part in choosing the weights. The row is merged into
 bench/results/quality.json as backend "ensemble" and BENCHMARKS.md is regenerated.
 """
 
@@ -79,10 +80,11 @@ def dev_score(probs: dict[str, np.ndarray], dev: list[Example], config: TrainCon
 
 
 def choose_weights(members: list[dict[str, np.ndarray]], dev: list[Example], config: TrainConfig,
-                   protocol: Protocol, step: float) -> tuple[tuple[float, ...], float]:
-    """The weights with the best dev score, and that score."""
+                   protocol: Protocol, step: float | None) -> tuple[tuple[float, ...], float]:
+    """The weights with the best dev score, and that score. Without a step, the equal split (and its dev score)."""
+    candidates = weight_grid(len(members), step) if step else [tuple(1 / len(members) for _ in members)]
     best: tuple[tuple[float, ...], float] | None = None
-    for weights in weight_grid(len(members), step):
+    for weights in candidates:
         value = dev_score(combine(members, weights), dev, config, protocol)
         if best is None or value > best[1] + 1e-12:
             best = (weights, value)
@@ -126,7 +128,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     tasks = config.label_schema().names
     for split in splits:
         parts = [member_split(workdir, split, tasks) for workdir in workdirs]
-        weights, dev_value = choose_weights([p[0] for p in parts], split.dev, config, protocol, args.step)
+        weights, dev_value = choose_weights([p[0] for p in parts], split.dev, config, protocol,
+                                            None if args.equal_weights else args.step)
         test_probs = combine([p[1] for p in parts], weights)
         scores = score(test_probs, split.test, config, protocol, args.bootstrap)
         results.append({"split": split.name, "weights": list(weights), "dev_score": dev_value,
@@ -138,13 +141,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     row = {
         "protocol": protocol.name,
         "backend": "ensemble",
-        "variant": args.variant or " + ".join(args.member),
+        "variant": args.variant or " + ".join(args.member) + (" (equal weights)" if args.equal_weights else ""),
         "task": first["task"],
         "metric": protocol.metric,
         "split": protocol.split,
         "config": protocol.config,
         "overrides": {},
-        "settings": {"members": args.member, "step": args.step,
+        "settings": {"members": args.member, "step": None if args.equal_weights else args.step,
                      "weights": [r["weights"] for r in results]},
         "splits_total": first["splits_total"],
         "splits_run": len(results),
@@ -176,7 +179,9 @@ def command(args: argparse.Namespace) -> str:
     parts = [".venv/bin/python", "bench/ensemble.py", "--protocol", args.protocol]
     for member in args.member:
         parts += ["--member", member]
-    if args.step != 0.1:
+    if args.equal_weights:
+        parts.append("--equal-weights")
+    elif args.step != 0.1:
         parts += ["--step", str(args.step)]
     if args.variant:
         parts += ["--variant", args.variant]
@@ -188,6 +193,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--protocol", required=True, choices=sorted(PROTOCOLS))
     parser.add_argument("--member", action="append", required=True, help="BACKEND/VARIANT of a finished row")
     parser.add_argument("--step", type=float, default=0.1, help="weight grid step (default 0.1)")
+    parser.add_argument("--equal-weights", action="store_true",
+                        help="average the members with equal weights instead of choosing them on dev")
     parser.add_argument("--variant", help="row name (default: the members joined by ' + ')")
     parser.add_argument("--shared-data", type=Path, default=shared_data_dir())
     parser.add_argument("--bootstrap", type=int, default=1000, help="resamples for the 95%% interval of a test set")

@@ -76,9 +76,10 @@ def _row_settings(row: dict[str, Any]) -> str:
     if row["backend"] == "ensemble":
         params = row["settings"]
         weights = "; ".join(", ".join(f"{w:g}" for w in split) for split in params["weights"])
-        parts.append(f"weighted mean of the probabilities of {', '.join(f'`{m}`' for m in params['members'])} "
-                     f"(each member's served backend); weights chosen per split on its dev rows by "
-                     f"{METRIC_NAMES[row['metric']]}, grid step {params['step']:g}: {weights}")
+        members = ", ".join(f"`{m}`" for m in params["members"])
+        chosen = (f"weights chosen per split on its dev rows by {METRIC_NAMES[row['metric']]}, grid step "
+                  f"{params['step']:g}: {weights}" if params["step"] else "equal weights (none chosen on dev)")
+        parts.append(f"weighted mean of the probabilities of {members} (each member's served backend); {chosen}")
     elif row["backend"] in ("transformer", "distill"):
         params = row["settings"]
         if row["backend"] == "distill":

@@ -41,6 +41,8 @@ def test_weights_follow_the_member_that_is_right_on_dev() -> None:
     wrong = {"complaint": np.array([[0.1, 0.9], [0.9, 0.1], [0.2, 0.8], [0.8, 0.2]])}
     weights, value = ensemble.choose_weights([wrong, right], dev, config, COMPLAINTS, 0.1)
     assert value == 1.0 and weights[1] > weights[0]
+    equal, equal_value = ensemble.choose_weights([wrong, right], dev, config, COMPLAINTS, None)
+    assert equal == (0.5, 0.5) and equal_value < value  # no step: the equal split, whatever dev prefers
     averaged = ensemble.combine([wrong, right], (0.5, 0.5))["complaint"]
     assert np.allclose(averaged, (wrong["complaint"] + right["complaint"]) / 2)
 
@@ -88,6 +90,13 @@ def test_an_ensemble_of_two_linear_rows_on_two_complaints_folds(
     assert all(0.6 < value <= 1 for value in folds)
     assert "weighted mean of the probabilities of `linear/soft`, `linear/C=8,folds=2`" in (
         tmp_path / "BENCHMARKS.md").read_text()
+
+    ensemble.main(["--protocol", "complaints", "--member", "linear/soft", "--member", "linear/C=8,folds=2",
+                   "--shared-data", str(shared_data), "--bootstrap", "0", "--equal-weights"])
+    equal = json.loads((tmp_path / "quality.json").read_text())["rows"][
+        "complaints/ensemble/linear/soft + linear/C=8,folds=2 (equal weights)"]
+    assert equal["settings"]["weights"] == [[0.5, 0.5], [0.5, 0.5]] and equal["command"].endswith("--equal-weights")
+    assert "equal weights (none chosen on dev)" in (tmp_path / "BENCHMARKS.md").read_text()
 
 
 @pytest.mark.shared_data
