@@ -126,10 +126,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     splits = splits[: min(r["splits_run"] for r in member_rows)]
     results = []
     tasks = config.label_schema().names
+    step = None if args.equal_weights else args.step  # no step: the equal split, nothing chosen on dev
     for split in splits:
         parts = [member_split(workdir, split, tasks) for workdir in workdirs]
-        weights, dev_value = choose_weights([p[0] for p in parts], split.dev, config, protocol,
-                                            None if args.equal_weights else args.step)
+        weights, dev_value = choose_weights([p[0] for p in parts], split.dev, config, protocol, step)
         test_probs = combine([p[1] for p in parts], weights)
         scores = score(test_probs, split.test, config, protocol, args.bootstrap)
         results.append({"split": split.name, "weights": list(weights), "dev_score": dev_value,
@@ -147,7 +147,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "split": protocol.split,
         "config": protocol.config,
         "overrides": {},
-        "settings": {"members": args.member, "step": None if args.equal_weights else args.step,
+        "settings": {"members": args.member, "step": step,
                      "weights": [r["weights"] for r in results]},
         "splits_total": first["splits_total"],
         "splits_run": len(results),
