@@ -272,6 +272,7 @@ def run_split(split: Split, config: TrainConfig, protocol: Protocol, workdir: Pa
         "dev_rows": len(split.dev),
         "test_rows": len(split.test),
         "overlap": split.overlap | {"train_vs_dev": manifest.data.get("overlap_removed", {}).get("dropped", 0)},
+        "labels_joined": split.joined,
         "train_seconds": round(train_seconds if train_seconds is not None else training.get("wall_seconds", 0), 1),
         "best_epoch": training.get("best_epoch"),
         "epochs_run": training.get("epochs_run"),
@@ -295,6 +296,16 @@ def run_split(split: Split, config: TrainConfig, protocol: Protocol, workdir: Pa
 
 
 # ---- aggregation --------------------------------------------------------------------------------------------------
+def joined_labels(results: list[dict[str, Any]]) -> dict[str, int]:
+    """Per join_on_text file (by name): training rows its labels reached, summed over splits."""
+    totals: dict[str, int] = {}
+    for result in results:
+        for join in result.get("labels_joined", []):
+            name = Path(join["file"]).name
+            totals[name] = totals.get(name, 0) + join["labelled"]
+    return totals
+
+
 def summarise(values: list[float], interval: list[float] | None) -> dict[str, Any]:
     return {
         "mean": float(np.mean(values)),
@@ -350,6 +361,7 @@ def build_row(args: argparse.Namespace, protocol: Protocol, config: TrainConfig,
             "train": sum(r["overlap"]["train"]["dropped"] for r in results),
             "dev": sum(r["overlap"]["dev"]["dropped"] for r in results),
         },
+        "labels_joined": joined_labels(results),
         "licences": sorted({spec.license for spec in config.train}),
         "train_seconds": round(sum(r["train_seconds"] for r in results), 1),
         "wall_seconds": round(wall, 1),
@@ -500,7 +512,9 @@ def run(args: argparse.Namespace) -> None:
     results = []
     for number, split in enumerate(chosen, 1):
         log(f"split {number}/{len(chosen)} ({split.name}): train {len(split.train)}, dev {len(split.dev)}, "
-            f"test {len(split.test)}; dropped as duplicates of test texts: {split.overlap}")
+            f"test {len(split.test)}; dropped as duplicates of test texts: {split.overlap}"
+            + "".join(f"; labels of {Path(j['file']).name} joined onto {j['labelled']} training rows"
+                      for j in split.joined))
         keep = args.keep_models or number == len(chosen)
         results.append(run_split(split, config, protocol, workdir, keep, args.bootstrap, teacher_dirs))
         headline = results[-1]["backends"][results[-1]["served"]]["tasks"]

@@ -175,7 +175,9 @@ def render(results: dict[str, Any]) -> str:
                 f"- Data: {row['split']}; trained on {row['train_rows']} rows, selected on {row['dev_rows']}, "
                 f"scored on {row['test_rows']}{' (summed over folds)' if row['splits_run'] > 1 else ''}; "
                 "rows dropped as exact duplicates of test texts: "
-                f"{overlap['train']} train, {overlap['dev']} dev",
+                f"{overlap['train']} train, {overlap['dev']} dev"
+                + "".join(f"; labels of `{name}` joined by text onto {rows} training rows "
+                          "(never onto dev or test rows)" for name, rows in row.get("labels_joined", {}).items()),
                 f"- Licences: {'; '.join(row['licences'])}",
                 f"- Hardware: {row['hardware']}; training {_minutes(row['train_seconds'])}, "
                 f"whole row {_minutes(row['wall_seconds'])}; finished {row['finished_at']} at commit "

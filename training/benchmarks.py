@@ -24,7 +24,7 @@ from typing import Any, TypeVar
 
 from model.schema import LabelSchema
 from training.config import DatasetSpec, TrainConfig
-from training.datasets import Example, OverlapReport, drop_overlap, load_datasets
+from training.datasets import Example, OverlapReport, drop_overlap, join_labels, load_datasets, row_and_label_sets
 from training.paths import PROJECT_ROOT
 from training.splits import stratified_split
 
@@ -209,12 +209,13 @@ def benchmark_splits(protocol: Protocol, config: TrainConfig, shared: Path, work
     check_training_sources(protocol.name, [*config.train, *config.validation])
     schema = config.label_schema()
     train_sets = load_datasets(_readable(protocol, config.train, workdir), schema, config.columns)
-    rows = [e for d in train_sets for e in d.examples if e.labels]
+    row_sets, label_sets = row_and_label_sets(train_sets)
+    rows = [e for d in row_sets for e in d.examples if e.labels]
     if protocol.folds:
         # Folds are cut from the protocol's own data (the first training file); the rows of any further files are
         # auxiliary and only ever join the training part (after the overlap rule, below).
-        own = [e for e in train_sets[0].examples if e.labels]
-        auxiliary = [e for d in train_sets[1:] for e in d.examples if e.labels]
+        own = [e for e in row_sets[0].examples if e.labels]
+        auxiliary = [e for d in row_sets[1:] for e in d.examples if e.labels]
         task = protocol.task or schema.names[0]
         extra = protocol.fold_stratify_extra
 
@@ -231,7 +232,13 @@ def benchmark_splits(protocol: Protocol, config: TrainConfig, shared: Path, work
         (test,) = load_datasets([test_spec], schema, config.columns)
         train, dev = dev_split(config, schema, rows)
         splits = [Split(name="test", train=train, dev=dev, test=test.examples)]
-    return [apply_overlap_rule(split) for split in splits]
+    splits = [apply_overlap_rule(split) for split in splits]
+    # Extra annotations (join_on_text files) label the training part only: dev and test rows keep the protocol's
+    # own labels, so model selection and the score are unchanged by them.
+    for split in splits:
+        split.train, joins = join_labels(split.train, label_sets)
+        split.joined = [join.as_dict() for join in joins]
+    return splits
 
 
 def dev_split(config: TrainConfig, schema: LabelSchema, train: list[Example]) -> tuple[list[Example], list[Example]]:

@@ -43,6 +43,11 @@ class DatasetSpec(_Strict):
         default_factory=dict, description="per task, raw value -> label (e.g. 0 -> negative)"
     )
     license: str = "unspecified"
+    join_on_text: bool = Field(
+        default=False,
+        description="extra annotations of the same posts: add this file's labels to the other training files' rows "
+        "with the same text (normalised, case-folded) instead of adding its rows; only in 'train'",
+    )
 
     @property
     def resolved_format(self) -> str:
@@ -132,6 +137,10 @@ class TrainConfig(_Strict):
             raise ValueError("give either 'schema' (a file) or 'tasks' (inline), not both")
         if not self.train:
             raise ValueError("'train' needs at least one dataset")
+        if all(spec.join_on_text for spec in self.train):
+            raise ValueError("'train' needs a dataset that gives rows: every one has join_on_text")
+        if any(spec.join_on_text for spec in self.validation):
+            raise ValueError("join_on_text labels training rows only; it cannot be set on a 'validation' file")
         if self.holdout is not None and self.validation:
             raise ValueError("give either 'validation' files or a 'holdout' fraction, not both")
         return self

@@ -11,7 +11,7 @@ import hashlib
 import io
 import json
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -373,6 +373,58 @@ def drop_overlap(train: list[Example], evaluation: list[Example]) -> tuple[list[
         else:
             kept.append(example)
     return kept, OverlapReport(dropped=len(train) - len(kept), by_file=by_file, examples=shown)
+
+
+@dataclass
+class LabelJoin:
+    """What joining one `join_on_text` file's labels onto the training rows did."""
+
+    file: str
+    rows: int  # the file's labelled rows
+    unmatched: int  # of those, rows whose text no training row has (their labels are unused)
+    labelled: int  # training rows that gained at least one label
+    conflicts: int  # labels a training row already had with another value (the row's own label is kept)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"file": self.file, "rows": self.rows, "unmatched": self.unmatched, "labelled": self.labelled,
+                "conflicts": self.conflicts}
+
+
+def row_and_label_sets(datasets: Sequence[Dataset]) -> tuple[list[Dataset], list[Dataset]]:
+    """(the datasets that give training rows, the `join_on_text` ones that only add labels to them)."""
+    return ([d for d in datasets if not d.spec.join_on_text], [d for d in datasets if d.spec.join_on_text])
+
+
+def join_labels(rows: list[Example], label_sets: Sequence[Dataset]) -> tuple[list[Example], list[LabelJoin]]:
+    """`rows` with the labels of each label set's rows of the same text (dedup_key) added, and a report per set.
+
+    A row keeps a label it already has; within a label set, the first row of a text wins. The input rows are not
+    changed: a row that gains labels is a new Example."""
+    reports = []
+    for dataset in label_sets:
+        by_text: dict[str, dict[str, int]] = {}
+        for example in dataset.examples:
+            if example.labels:
+                by_text.setdefault(dedup_key(example.post.text), example.labels)
+        matched: set[str] = set()
+        labelled = conflicts = 0
+        joined = []
+        for row in rows:
+            key = dedup_key(row.post.text)
+            extra = by_text.get(key)
+            if extra is None:
+                joined.append(row)
+                continue
+            matched.add(key)
+            conflicts += sum(1 for task, label in extra.items() if row.labels.get(task, label) != label)
+            added = {task: label for task, label in extra.items() if task not in row.labels}
+            labelled += bool(added)
+            joined.append(replace(row, labels={**row.labels, **added}) if added else row)
+        rows = joined
+        unmatched = sum(1 for e in dataset.examples if e.labels and dedup_key(e.post.text) not in matched)
+        reports.append(LabelJoin(file=str(dataset.spec.path), rows=sum(1 for e in dataset.examples if e.labels),
+                                 unmatched=unmatched, labelled=labelled, conflicts=conflicts))
+    return rows, reports
 
 
 def label_arrays(examples: list[Example], schema: LabelSchema, missing: int = -1) -> dict[str, Any]:

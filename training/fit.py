@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -23,11 +23,14 @@ from training.config import ConfigError, TrainConfig
 from training.datasets import (
     Dataset,
     Example,
+    LabelJoin,
     OverlapReport,
     check_trainable,
     drop_overlap,
+    join_labels,
     label_arrays,
     load_datasets,
+    row_and_label_sets,
 )
 from training.evaluation import build_report, mean_macro_f1
 from training.provenance import git_commit, package_versions
@@ -121,6 +124,7 @@ class TrainingData:
     validation: list[Example]
     overlap: OverlapReport
     unlabelled_skipped: int
+    label_joins: list[LabelJoin] = field(default_factory=list)
 
     def manifest_section(self, config: TrainConfig, schema: LabelSchema) -> dict[str, Any]:
         return {
@@ -130,6 +134,7 @@ class TrainingData:
             "overlap_removed": self.overlap.as_dict(),
             "unlabelled_rows_skipped": self.unlabelled_skipped,
             "train_rows_used": len(self.train),
+            **({"labels_joined": [j.as_dict() for j in self.label_joins]} if self.label_joins else {}),
         }
 
 
@@ -139,19 +144,25 @@ def load_training_data(config: TrainConfig, schema: LabelSchema, log: Callable[[
     train_sets = load_datasets(config.train, schema, config.columns)
     validation_sets = load_datasets(config.validation, schema, config.columns)
     validation = [e for d in validation_sets for e in d.examples]
-    train = [e for d in train_sets for e in d.examples]
+    row_sets, label_sets = row_and_label_sets(train_sets)
+    train = [e for d in row_sets for e in d.examples]
     if config.holdout is not None:
         train, validation = _carve_holdout(config, schema, train)
         log(f"holdout: {len(validation)} training rows set aside for validation ({config.holdout.fraction:.0%})")
     train, overlap = drop_overlap(train, validation)
     if overlap.dropped:
         log(f"dropped {overlap.dropped} training rows whose text is also in the validation data: {overlap.by_file}")
+    # Joined after the holdout is carved: extra annotations train the model, and never change what it is selected on.
+    train, joins = join_labels(train, label_sets)
+    for join in joins:
+        log(f"{join.file}: labels joined by text onto {join.labelled} training rows; {join.unmatched} of its "
+            f"{join.rows} rows match no training row; {join.conflicts} labels differing from a row's own ignored")
     unlabelled = sum(1 for e in train if not e.labels)
     train = [e for e in train if e.labels]
     check_trainable(schema, train)
     if not validation:
         log("no validation data: no early stopping, no calibration, no validation metrics")
-    return TrainingData(train_sets, validation_sets, train, validation, overlap, unlabelled)
+    return TrainingData(train_sets, validation_sets, train, validation, overlap, unlabelled, joins)
 
 
 def fresh_staging(name_dir: Path, version: str) -> Path:
