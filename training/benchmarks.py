@@ -6,6 +6,8 @@ the numbers honest (issue 5). `bench/quality.py` runs them; this module only dec
   cross-validation (complaints), a dev part carved from each fold's training rows. The test split gives the score.
 - Training and dev rows whose text exactly duplicates a test text (after normalisation, ignoring case) are dropped
   and reported (`training.datasets.drop_overlap`).
+- Extra annotations of the protocol's own posts (`join_on_text` files) label the training part of each split only,
+  never its dev or test rows.
 - brand_intent was built from five shared datasets: a model scored on brand_intent must not train on them, and a
   complaints model must not train on brand_intent (`check_training_sources`).
 """

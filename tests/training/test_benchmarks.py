@@ -175,8 +175,34 @@ def test_cross_validation_folds_come_from_the_first_file_and_auxiliary_rows_only
         assert sum("mood" in e.labels for e in split.train) == 12
 
 
+def test_joined_labels_reach_the_training_part_only(tmp_path: Path) -> None:
+    from training.benchmarks import Protocol
+
+    rows = pool(60)
+    own = tmp_path / "own.jsonl"
+    own.write_text("".join(json.dumps({"id": str(e.post.id), "text": e.post.text, "domain": e.extras["domain"],
+                                       "complaint": ["no", "yes"][e.labels["complaint"]]}) + "\n" for e in rows))
+    notes = tmp_path / "notes.csv"  # another annotation of the same posts (and one post the protocol lacks)
+    notes.write_text("id,tweet,mood\n" + "".join(f'{i},"{e.post.text.upper()}",{["calm", "angry"][i % 2]}\n'
+                                                 for i, e in enumerate(rows)) + '99,"a post of its own",calm\n')
+    config = tmp_path / "joined.yaml"
+    config.write_text(f"name: joined\nbackend: linear\ntasks: {{complaint: ['no', 'yes'], mood: [calm, angry]}}\n"
+                      f"train: ['{own}', {{path: '{notes}', join_on_text: true, columns: {{text: tweet}}}}]\n"
+                      "holdout: {fraction: 0.1}\n")
+    protocol = Protocol(name="tiny", config=str(config), task="complaint", metric="macro_f1", split="3 folds",
+                        folds=3, fold_stratify_extra="domain")
+    splits = benchmark_splits(protocol, load_config(config), tmp_path, tmp_path / "work")
+    assert sum(len(s.test) for s in splits) == 60  # the joined file adds no rows
+    for split in splits:
+        assert all(set(e.labels) == {"complaint"} for e in [*split.test, *split.dev])
+        assert all(set(e.labels) == {"complaint", "mood"} for e in split.train)
+        assert split.joined == [{"file": str(notes), "rows": 61, "unmatched": 61 - len(split.train),
+                                 "labelled": len(split.train), "conflicts": 0}]
+
+
 def test_benchmark_configs_follow_the_source_rules() -> None:
-    variants = {"tweeteval_sentiment": ["configs/benchmarks/tweeteval_sentiment_multitask.yaml"]}
+    variants = {"tweeteval_sentiment": ["configs/benchmarks/tweeteval_sentiment_multitask.yaml"],
+                "complaints": ["configs/benchmarks/complaints_multitask.yaml"]}
     for protocol in PROTOCOLS.values():
         for path in [protocol_config_path(protocol), *(ROOT / p for p in variants.get(protocol.name, []))]:
             config = load_config(path)
@@ -214,13 +240,14 @@ def test_report_renders_the_numbers_of_the_json_beside_the_anchors(tmp_path: Pat
         "best_epochs": [None] * 10, "train_rows": 27720, "dev_rows": 3060, "test_rows": 3449,
         "overlap_dropped": {"train": 140, "dev": 19}, "licences": ["none stated"], "train_seconds": 60.0,
         "wall_seconds": 72.0, "hardware": "a test machine", "command": "bench/quality.py --protocol complaints",
-        "finished_at": "2026-11-26T00:00:00+00:00", "git_commit": None,
+        "finished_at": "2026-11-26T00:00:00+00:00", "git_commit": None, "labels_joined": {"notes.csv": 2788},
     }
     results = merge(row, tmp_path / "quality.json")
     assert list(results["rows"]) == ["complaints/linear/reference"]
     text = render(json.loads((tmp_path / "quality.json").read_text()))
     assert "**81.2 ± 2.2 (10 folds)**" in text and "| Jin & Aletras 2021 | published | 88.2 |" in text
     assert "`bench/quality.py --protocol complaints`" in text and "a test machine" in text
+    assert "labels of `notes.csv` joined by text onto 2788 training rows (never onto dev or test rows)" in text
     assert "## TweetEval sentiment" in text and "Not run yet." in text
 
 
@@ -235,6 +262,22 @@ def test_complaints_folds_on_the_shared_data(shared_data: Path, tmp_path: Path) 
     assert sum(complaints) == 1232 and max(complaints) - min(complaints) <= 9  # at most one per (label, domain)
     for split in splits:
         assert 0.08 < len(split.dev) / (len(split.train) + len(split.dev)) < 0.11
+
+
+@pytest.mark.shared_data
+def test_complaints_multitask_joins_the_xci_labels_onto_the_training_folds(shared_data: Path, tmp_path: Path) -> None:
+    config = load_config(ROOT / "configs/benchmarks/complaints_multitask.yaml")
+    splits = benchmark_splits(PROTOCOLS["complaints"], config, shared_data, tmp_path)
+    plain = benchmark_splits(PROTOCOLS["complaints"], load_config(protocol_config_path(PROTOCOLS["complaints"])),
+                             shared_data, tmp_path / "plain")
+    for split, same in zip(splits, plain, strict=True):  # the same folds and dev parts as the single-task protocol
+        assert [e.post.id for e in split.test] == [e.post.id for e in same.test]
+        assert [e.post.id for e in split.dev] == [e.post.id for e in same.dev]
+        assert all(set(e.labels) == {"complaint"} for e in [*split.test, *split.dev])
+        (join,) = split.joined
+        assert join["labelled"] >= 0.99 * len(split.train) and join["conflicts"] <= 2
+        severe = [e for e in split.train if "severity" in e.labels]
+        assert sum((e.labels["severity"] > 0) != bool(e.labels["complaint"]) for e in severe) <= 2
 
 
 def test_each_row_records_the_command_that_reproduces_it() -> None:

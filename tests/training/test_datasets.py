@@ -9,7 +9,14 @@ import pytest
 from model.schema import LabelSchema
 from tests.posts_factory import make_posts, write_jsonl
 from training.config import DatasetSpec
-from training.datasets import DatasetError, check_trainable, drop_overlap, load_dataset, load_datasets
+from training.datasets import (
+    DatasetError,
+    check_trainable,
+    drop_overlap,
+    join_labels,
+    load_dataset,
+    load_datasets,
+)
 from training.paths import DEFAULT_SCHEMA
 
 SCHEMA = LabelSchema.from_yaml(DEFAULT_SCHEMA)
@@ -194,3 +201,26 @@ def test_check_trainable_names_the_task(tmp_path: Path) -> None:
     examples = load(write_jsonl(tmp_path / "one.jsonl", rows)).examples
     with pytest.raises(DatasetError, match="task 'intent': the training data labels 1 distinct value"):
         check_trainable(SCHEMA, examples)
+
+
+def test_join_on_text_adds_labels_to_rows_of_the_same_text_and_reports_what_it_did(tmp_path: Path) -> None:
+    rows = load(write_jsonl(tmp_path / "own.jsonl", [
+        {"id": "1", "text": "My parcel is lost @shop", "intent": "complaint"},
+        {"id": "2", "text": "Do you ship to Norway?", "intent": "question"},
+        {"id": "3", "text": "Great service today", "intent": "praise", "sentiment": "positive"},
+    ])).examples
+    extra = load(write_jsonl(tmp_path / "extra.jsonl", [
+        {"id": "a", "text": "my parcel is lost   @other", "sentiment": "negative", "urgency": "high"},  # same key
+        {"id": "b", "text": "my PARCEL is lost @shop", "sentiment": "positive"},  # same text again: the first wins
+        {"id": "c", "text": "Great service today", "sentiment": "negative"},  # the row's own label wins
+        {"id": "d", "text": "a post nobody else has", "sentiment": "neutral"},
+    ]), join_on_text=True)
+    joined, (report,) = join_labels(rows, [extra])
+    names = {task.name: task for task in SCHEMA.tasks}
+    assert joined[0].labels == {"intent": names["intent"].index("complaint"),
+                                "sentiment": names["sentiment"].index("negative"),
+                                "urgency": names["urgency"].index("high")}
+    assert joined[1] is rows[1] and joined[2].labels == rows[2].labels
+    assert rows[0].labels == {"intent": names["intent"].index("complaint")}  # the input rows are not changed
+    assert report.as_dict() == {"file": str(tmp_path / "extra.jsonl"), "rows": 4, "unmatched": 1, "labelled": 1,
+                                "conflicts": 1}

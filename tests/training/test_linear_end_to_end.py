@@ -117,3 +117,24 @@ def test_training_text_in_validation_is_dropped(
     assert "dropped 12 training rows" in result.output
     overlap = manifest_of(latest_version(tmp_path / "m", "tiny"))["data"]["overlap_removed"]
     assert overlap["dropped"] == 12 and overlap["by_file"] == {str(leaked): 12}
+
+
+def test_a_join_on_text_file_labels_the_training_rows_not_the_holdout(tmp_path: Path) -> None:
+    posts = make_posts(copies=6)
+    write_jsonl(tmp_path / "train.jsonl", [{"id": r["id"], "text": r["text"], "complaint": r["intent"] == "complaint"}
+                                           for r in posts])
+    write_jsonl(tmp_path / "moods.jsonl", [{"id": f"m{i}", "text": r["text"].upper(), "mood": r["sentiment"]}
+                                           for i, r in enumerate(posts)])
+    (tmp_path / "joined.yaml").write_text(
+        "name: joined\nbackend: linear\ntasks:\n  complaint: ['no', 'yes']\n  mood: [negative, neutral, positive]\n"
+        "train: [train.jsonl, {path: moods.jsonl, join_on_text: true}]\nholdout: {fraction: 0.2}\n"
+    )
+    result = triage_train("fit", "--config", tmp_path / "joined.yaml", "--output", tmp_path / "models")
+    assert result.exit_code == 0, result.output
+    data = manifest_of(latest_version(tmp_path / "models", "joined"))["data"]
+    (join,) = data["labels_joined"]
+    assert join["labelled"] == data["train_rows_used"] and join["rows"] == len(posts)
+    assert join["unmatched"] == len(posts) - data["train_rows_used"]  # the holdout's texts got no mood labels
+    assert f"labels joined by text onto {join['labelled']} training rows" in result.output
+    prediction = load_predictor(tmp_path / "models" / "joined").predict_proba(["my order is late again"])
+    assert list(prediction) == ["complaint", "mood"]
