@@ -402,10 +402,10 @@ def join_labels(rows: list[Example], label_sets: Sequence[Dataset]) -> tuple[lis
     changed: a row that gains labels is a new Example."""
     reports = []
     for dataset in label_sets:
+        annotations = [(dedup_key(e.post.text), e.labels) for e in dataset.examples if e.labels]
         by_text: dict[str, dict[str, int]] = {}
-        for example in dataset.examples:
-            if example.labels:
-                by_text.setdefault(dedup_key(example.post.text), example.labels)
+        for key, labels in annotations:
+            by_text.setdefault(key, labels)
         matched: set[str] = set()
         labelled = conflicts = 0
         joined = []
@@ -421,9 +421,9 @@ def join_labels(rows: list[Example], label_sets: Sequence[Dataset]) -> tuple[lis
             labelled += bool(added)
             joined.append(replace(row, labels={**row.labels, **added}) if added else row)
         rows = joined
-        unmatched = sum(1 for e in dataset.examples if e.labels and dedup_key(e.post.text) not in matched)
-        reports.append(LabelJoin(file=str(dataset.spec.path), rows=sum(1 for e in dataset.examples if e.labels),
-                                 unmatched=unmatched, labelled=labelled, conflicts=conflicts))
+        unmatched = sum(1 for key, _ in annotations if key not in matched)
+        reports.append(LabelJoin(file=str(dataset.spec.path), rows=len(annotations), unmatched=unmatched,
+                                 labelled=labelled, conflicts=conflicts))
     return rows, reports
 
 
