@@ -11,7 +11,7 @@ import hashlib
 import io
 import json
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -386,8 +386,7 @@ class LabelJoin:
     conflicts: int  # labels a training row already had with another value (the row's own label is kept)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"file": self.file, "rows": self.rows, "unmatched": self.unmatched, "labelled": self.labelled,
-                "conflicts": self.conflicts}
+        return asdict(self)
 
 
 def row_and_label_sets(datasets: Sequence[Dataset]) -> tuple[list[Dataset], list[Dataset]]:
