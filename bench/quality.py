@@ -156,8 +156,9 @@ def score(probs: dict[str, np.ndarray], test: list[Example], config: TrainConfig
 
 
 def score_transformer(version_dir: Path, dev_file: Path, split: Split, config: TrainConfig, protocol: Protocol,
-                      n_bootstrap: int, probs: SplitProbabilities) -> dict[str, Any]:
-    """Export (parity on the dev split; int8 need not pass), then score torch, ONNX fp32 and ONNX int8.
+                      n_bootstrap: int, probs: SplitProbabilities, int8_fallback: int | None) -> dict[str, Any]:
+    """Export (parity on the dev split; int8 need not pass, after keeping at most `int8_fallback` matmuls fp32,
+    default the export's), then score torch, ONNX fp32 and ONNX int8.
 
     Each backend's test probabilities, and the served backend's dev probabilities, are added to `probs`."""
     from bench.speed import predictors
@@ -167,7 +168,8 @@ def score_transformer(version_dir: Path, dev_file: Path, split: Split, config: T
 
     manifest = load_manifest(version_dir)[1]
     if not getattr(manifest, "onnx", None):
-        run_export(version_dir, [dev_file], require_int8=False, log=log)
+        fallback = {} if int8_fallback is None else {"max_fp32_fallback": int8_fallback}
+        run_export(version_dir, [dev_file], require_int8=False, log=log, **fallback)
         manifest = load_manifest(version_dir)[1]
     texts = [e.post.text for e in split.test]
     export = manifest.onnx
@@ -221,7 +223,8 @@ def load_probabilities(path: Path) -> tuple[dict[str, np.ndarray], dict[str, dic
 
 # ---- one split ----------------------------------------------------------------------------------------------------
 def run_split(split: Split, config: TrainConfig, protocol: Protocol, workdir: Path, keep_model: bool,
-              n_bootstrap: int, teachers: list[Path] | None = None) -> dict[str, Any]:
+              n_bootstrap: int, teachers: list[Path] | None = None,
+              int8_fallback: int | None = None) -> dict[str, Any]:
     """Fit on split.train (selecting on split.dev), score split.test; saved to workdir/SPLIT.json (resumable).
 
     With `teachers` (the work directories of transformer rows), `config` is a DistillConfig and the model is distilled
@@ -285,7 +288,7 @@ def run_split(split: Split, config: TrainConfig, protocol: Protocol, workdir: Pa
         result |= {"backends": {"linear": score(probs.test["linear"], split.test, config, protocol, n_bootstrap)},
                    "served": "linear"}
     else:
-        result |= score_transformer(version_dir, dev_file, split, config, protocol, n_bootstrap, probs)
+        result |= score_transformer(version_dir, dev_file, split, config, protocol, n_bootstrap, probs, int8_fallback)
     save_probabilities(workdir / f"{split.name}.probs.npz", probs.dev, probs.test)
     result["wall_seconds"] = round(time.perf_counter() - started, 1)
     done.write_text(json.dumps(result, indent=2))
@@ -414,6 +417,8 @@ def command(args: argparse.Namespace) -> str:
         parts += ["--set", item]
     if args.variant:
         parts += ["--variant", args.variant]
+    if args.int8_fallback is not None:
+        parts += ["--int8-fallback", str(args.int8_fallback)]
     if args.shared_data != shared_data_dir():
         parts += ["--shared-data", str(args.shared_data)]
     return " ".join(parts)
@@ -452,6 +457,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--bootstrap", type=int, default=1000, help="resamples for the 95%% interval of a test set")
     parser.add_argument("--keep-models", action="store_true", help="keep every fold's artifact (default: the last)")
     parser.add_argument("--threads", type=int, help="torch CPU threads (1 helps when another job shares the cores)")
+    parser.add_argument("--int8-fallback", type=int, metavar="N",
+                        help="keep at most N matmuls fp32 when int8 misses the parity bar (default: the export's; "
+                             "0 skips ranking them by sensitivity, which takes minutes per split)")
     parser.add_argument("--render", action="store_true", help="only regenerate BENCHMARKS.md from the JSON")
     args = parser.parse_args(argv)
     if not args.render and not (args.protocol and args.backend):
@@ -460,6 +468,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error("--backend distill needs --teacher transformer/VARIANT (one or more); other backends take none")
     if any(not teacher.startswith("transformer/") for teacher in args.teacher or []):
         parser.error("--teacher names a transformer row: transformer/VARIANT")
+    if args.int8_fallback is not None and args.int8_fallback < 0:
+        parser.error(f"--int8-fallback must be 0 or more, got {args.int8_fallback}")
     return args
 
 
@@ -516,7 +526,8 @@ def run(args: argparse.Namespace) -> None:
             + "".join(f"; labels of {Path(j['file']).name} joined onto {j['labelled']} training rows"
                       for j in split.joined))
         keep = args.keep_models or number == len(chosen)
-        results.append(run_split(split, config, protocol, workdir, keep, args.bootstrap, teacher_dirs))
+        results.append(run_split(split, config, protocol, workdir, keep, args.bootstrap, teacher_dirs,
+                                 args.int8_fallback))
         headline = results[-1]["backends"][results[-1]["served"]]["tasks"]
         log(f"split {split.name}: " + ", ".join(f"{t} {protocol.metric} {100 * m[protocol.metric]:.1f}"
                                                for t, m in headline.items()))

@@ -147,6 +147,9 @@ def render(results: dict[str, Any]) -> str:
         "Wall times are what each run took on its machine, which other jobs may have shared: they say how long a",
         "run takes, and are not speed measurements. ONNX rows score the exported graphs of the same torch model;",
         "\"served\" marks the backend `load_predictor` serves (int8 only when it passes the export's parity gate).",
+        "Rows named `gpu,...` ran on a lent GPU machine through `bench/device/sweep.sh` (the same protocol): their",
+        "encoder `models/encoders/minilm-fp16` is the default all-MiniLM-L6-v2 carried there as fp16 and widened back",
+        "to fp32 (`bench/device/pack.py`).",
         "",
     ]
     for protocol, anchor in ANCHORS.items():

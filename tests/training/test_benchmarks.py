@@ -227,22 +227,26 @@ def test_headerless_csv_is_read_with_named_columns_and_written_back_as_plain_jso
     assert [e.post.id for e in again.examples] == ["work/plain.csv:101", "work/plain.csv:102"]
 
 
-def test_report_renders_the_numbers_of_the_json_beside_the_anchors(tmp_path: Path) -> None:
-    from bench.quality import merge
-    from bench.quality_report import render
-
+def linear_row(variant: str = "reference", hardware: str = "a test machine") -> dict:
+    """A finished complaints row as bench/quality.py writes it."""
     summary = {"mean": 0.81234, "std": 0.0219, "n": 10, "folds": [0.8] * 10, "ci": None}
-    row = {
-        "protocol": "complaints", "backend": "linear", "variant": "reference", "task": "complaint",
+    return {
+        "protocol": "complaints", "backend": "linear", "variant": variant, "task": "complaint",
         "metric": "macro_f1", "split": "10-fold", "config": "configs/benchmarks/complaints.yaml", "overrides": {},
         "settings": {"word_ngrams": [1, 2], "char_ngrams": [2, 5], "C": 4.0}, "splits_total": 10, "splits_run": 10,
         "scores": {"linear": {"tasks": {"complaint": {"macro_f1": summary}}}}, "served": "linear",
         "best_epochs": [None] * 10, "train_rows": 27720, "dev_rows": 3060, "test_rows": 3449,
         "overlap_dropped": {"train": 140, "dev": 19}, "licences": ["none stated"], "train_seconds": 60.0,
-        "wall_seconds": 72.0, "hardware": "a test machine", "command": "bench/quality.py --protocol complaints",
+        "wall_seconds": 72.0, "hardware": hardware, "command": "bench/quality.py --protocol complaints",
         "finished_at": "2026-11-26T00:00:00+00:00", "git_commit": None, "labels_joined": {"notes.csv": 2788},
     }
-    results = merge(row, tmp_path / "quality.json")
+
+
+def test_report_renders_the_numbers_of_the_json_beside_the_anchors(tmp_path: Path) -> None:
+    from bench.quality import merge
+    from bench.quality_report import render
+
+    results = merge(linear_row(), tmp_path / "quality.json")
     assert list(results["rows"]) == ["complaints/linear/reference"]
     text = render(json.loads((tmp_path / "quality.json").read_text()))
     assert "**81.2 ± 2.2 (10 folds)**" in text and "| Jin & Aletras 2021 | published | 88.2 |" in text
@@ -289,5 +293,29 @@ def test_each_row_records_the_command_that_reproduces_it() -> None:
     other = ["--protocol", "tweeteval_sentiment", "--backend", "transformer",
              "--config", "configs/benchmarks/tweeteval_sentiment_multitask.yaml"]
     assert command(parse_args(other)) == ".venv/bin/python bench/quality.py " + " ".join(other)
+    quick = ["--protocol", "complaints", "--backend", "transformer", "--int8-fallback", "0"]
+    assert command(parse_args(quick)) == ".venv/bin/python bench/quality.py " + " ".join(quick)
     with pytest.raises(SystemExit):
         parse_args(["--protocol", "complaints"])  # a backend is required
+    with pytest.raises(SystemExit):
+        parse_args([*quick[:-1], "-1"])
+
+
+def test_device_merge_takes_only_the_rows_run_on_the_gpu_machine(tmp_path: Path, monkeypatch) -> None:
+    import bench.quality
+    from bench.device.merge import main as merge_device_rows
+
+    monkeypatch.setattr(bench.quality, "RESULTS", tmp_path / "local.json")
+    monkeypatch.setattr(bench.quality, "REPORT", tmp_path / "BENCHMARKS.md")
+    bench.quality.merge(linear_row(hardware="this machine"))  # a local row the device's copy holds an older version of
+    device = tmp_path / "device.json"
+    bench.quality.merge(linear_row(hardware="older copy"), device)
+    bench.quality.merge(linear_row("gpu,reference", hardware="GPU NVIDIA H200"), device)
+    merge_device_rows([str(device)])
+    rows = json.loads((tmp_path / "local.json").read_text())["rows"]
+    assert {key: row["hardware"] for key, row in rows.items()} == {
+        "complaints/linear/reference": "this machine", "complaints/linear/gpu,reference": "GPU NVIDIA H200"}
+    assert "`gpu,reference`" in (tmp_path / "BENCHMARKS.md").read_text()
+    bench.quality.merge(linear_row(), tmp_path / "cpu-only.json")
+    with pytest.raises(SystemExit, match="no row whose variant starts with 'gpu,'"):
+        merge_device_rows([str(tmp_path / "cpu-only.json")])
