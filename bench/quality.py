@@ -169,7 +169,10 @@ def score_transformer(version_dir: Path, dev_file: Path, split: Split, config: T
     manifest = load_manifest(version_dir)[1]
     if not getattr(manifest, "onnx", None):
         fallback = {} if int8_fallback is None else {"max_fp32_fallback": int8_fallback}
-        run_export(version_dir, [dev_file], require_int8=False, log=log, **fallback)
+        # Only the protocol's head is scored, so only its parity decides whether int8 is served (auxiliary heads of
+        # a multi-task config are measured and recorded, not gated).
+        gate = [protocol.task] if protocol.task else None
+        run_export(version_dir, [dev_file], require_int8=False, gate_tasks=gate, log=log, **fallback)
         manifest = load_manifest(version_dir)[1]
     texts = [e.post.text for e in split.test]
     export = manifest.onnx
@@ -183,9 +186,11 @@ def score_transformer(version_dir: Path, dev_file: Path, split: Split, config: T
             backends[key] = score(probs.test[key], split.test, config, protocol, n_bootstrap)
             if key == served:
                 probs.dev = predictor.predict_proba([e.post.text for e in split.dev])
-    worst = worst_agreement(export["parity"]["int8"])
+    gated = export.get("parity_gate_tasks")
+    worst = worst_agreement(export["parity"]["int8"], gated)
     kept = kept_fp32(export)  # none unless int8 is served
-    int8 = (f"argmax agreement with torch on the dev split {100 * worst:.1f}% (worst task); "
+    int8 = (f"argmax agreement with torch on the dev split {100 * worst:.1f}% "
+            + (f"(gated on {', '.join(gated)}); " if gated else "(worst task); ")
             + ("served" if served == "onnx-int8" else f"not served ({export['int8_rejected']['reason']})")
             + (f"; {len(kept)} matmuls kept fp32" if kept else ""))
     return {"backends": backends, "served": served, "int8": int8}

@@ -250,6 +250,9 @@ def export(
         help="texts that set the smoothing and rank the fp32 fallback (default: manifest's training data)")] = None,
     max_fp32_fallback: Annotated[int, typer.Option(
         min=0, help="when int8 misses the bar, keep up to this many of its most sensitive matmuls in fp32")] = 4,
+    gate_task: Annotated[list[str] | None, typer.Option(
+        help="only this task's parity decides int8 (repeatable; default: every task), e.g. when the other heads "
+             "were auxiliary tasks that only helped training")] = None,
 ) -> None:
     """Add ONNX graphs (fp32 and dynamic int8, all heads in one pass) with measured parity to a model."""
     from training.export import ExportFailed, run_export
@@ -258,7 +261,7 @@ def export(
     try:
         result = run_export(model, data, min_int8_agreement=min_int8_agreement, require_int8=require_int8,
                             smooth_alpha=smooth_alpha, calibration=calibration,
-                            max_fp32_fallback=max_fp32_fallback, log=_log)
+                            max_fp32_fallback=max_fp32_fallback, gate_tasks=gate_task, log=_log)
     except ExportFailed as err:
         console.print(f"[bold red]export failed:[/] {err}", highlight=False)
         raise typer.Exit(code=1) from err

@@ -14,7 +14,7 @@ import shutil
 import tempfile
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -131,6 +131,7 @@ def run_export(
     smooth_alpha: float = DEFAULT_ALPHA,
     calibration: list[Path] | None = None,
     max_fp32_fallback: int = DEFAULT_MAX_FP32_FALLBACK,
+    gate_tasks: Sequence[str] | None = None,
     log: Callable[[str], None] = print,
 ) -> dict[str, Any]:
     """Export fp32 and int8 graphs, measure parity against eager PyTorch, then record them in the manifest.
@@ -141,10 +142,13 @@ def run_export(
     (ranked on the calibration texts, training/quantize.py), one more at a time until it passes. An int8 copy that
     still misses the bar is never added: with `require_int8` that fails the export (ExportFailed, artifact
     unchanged); without it, only the fp32 graph is added and the rejected int8 parity is recorded.
+    `gate_tasks` limits the bar to those tasks (default: every task), for a model whose other heads only helped
+    training (auxiliary tasks): every head's parity is still measured and recorded.
     """
     version_dir, manifest = load_manifest(model)
     if manifest.backend != "transformer":
         raise ArtifactError(f"{version_dir}: only transformer models export to ONNX (this one is {manifest.backend})")
+    gated = gated_tasks(manifest, gate_tasks)
     texts, sources = _texts(manifest, data, "validation", "--data")
 
     @functools.cache
@@ -186,7 +190,7 @@ def run_export(
                    for variant in ("fp32", "int8")}
         log_parity("fp32", results["fp32"], log)
         log_parity("int8", results["int8"], log)
-        if worst_agreement(results["int8"]) < min_int8_agreement and max_fp32_fallback:
+        if worst_agreement(results["int8"], gated) < min_int8_agreement and max_fp32_fallback:
             ranking_texts = calibration_set()[0][:MAX_SENSITIVITY_TEXTS]
             ranking = rank_by_sensitivity(
                 int8_source, staged / INT8_FILE, staged,
@@ -198,15 +202,19 @@ def run_export(
                 quantise(int8_source, staged / INT8_FILE, kept)
                 results["int8"] = parity(eager, staged_graph(INT8_FILE), texts)
                 log_parity(f"int8 with {len(kept)} fp32 matmul{'s' if len(kept) > 1 else ''}", results["int8"], log)
-                if worst_agreement(results["int8"]) >= min_int8_agreement:
+                if worst_agreement(results["int8"], gated) >= min_int8_agreement:
                     break
             export["fp32_fallback"] = {"matmuls": kept, "of": len(ranking), "ranked_on": calibration_set()[1],
                                        "ranking_texts": len(ranking_texts)}
             export["quantization"] += f", {len(kept)} of {len(ranking)} matmuls kept fp32"
         export["parity"] = {"data": sources, "texts": len(texts), "reference": "torch fp32", **results}
-        worst = worst_agreement(results["int8"])
+        if gate_tasks:
+            export["parity_gate_tasks"] = gated
+        worst = worst_agreement(results["int8"], gated)
         if worst < min_int8_agreement:
             message = f"int8 argmax agreement {worst:.4f} is under {min_int8_agreement:.2f}"
+            if gate_tasks:
+                message += f" on {', '.join(gated)}"
             if "fp32_fallback" in export:
                 message += f" with {len(export['fp32_fallback']['matmuls'])} matmuls kept fp32"
             if require_int8:
@@ -221,9 +229,18 @@ def run_export(
     return export
 
 
-def worst_agreement(results: dict[str, dict[str, float]]) -> float:
-    """The lowest argmax agreement over tasks: what the parity bar is compared with."""
-    return min(r["agreement"] for r in results.values())
+def gated_tasks(manifest: Manifest, gate_tasks: Sequence[str] | None) -> list[str]:
+    """The tasks whose int8 parity decides the export: `gate_tasks`, checked against the model's, or all of them."""
+    names = [task.name for task in manifest.tasks]
+    unknown = sorted(set(gate_tasks or ()) - set(names))
+    if unknown:
+        raise ArtifactError(f"no task {', '.join(unknown)} in {manifest.name} (its tasks: {', '.join(names)})")
+    return [name for name in names if name in gate_tasks] if gate_tasks else names
+
+
+def worst_agreement(results: dict[str, dict[str, float]], tasks: Sequence[str] | None = None) -> float:
+    """The lowest argmax agreement over `tasks` (default: all): what the parity bar is compared with."""
+    return min(r["agreement"] for task, r in results.items() if tasks is None or task in tasks)
 
 
 def log_parity(variant: str, results: dict[str, dict[str, float]], log: Callable[[str], None]) -> None:

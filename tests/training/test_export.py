@@ -185,3 +185,33 @@ def test_quantise_keeps_the_named_matmuls_in_fp32(model: Path, tmp_path: Path) -
 def test_missing_calibration_data_is_a_clear_error(model: Path, tmp_path: Path) -> None:
     result = triage_train("export", "--model", model, "--calibration", tmp_path / "absent.jsonl")
     assert result.exit_code != 0 and "absent.jsonl" in result.output
+
+
+def test_only_the_gated_tasks_decide_whether_int8_is_added(model: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A model whose sentiment head (say, an auxiliary task) quantises badly can still serve int8 for intent."""
+    import training.export as export_module
+
+    measured = export_module.parity
+
+    def sentiment_disagrees(reference, candidate, texts):  # the int8 graph's sentiment head: half its argmaxes differ
+        results = measured(reference, candidate, texts)
+        if candidate.backend == "onnx-int8":
+            results = {task: {**r, "agreement": 0.5 if task == "sentiment" else 1.0} for task, r in results.items()}
+        return results
+
+    monkeypatch.setattr(export_module, "parity", sentiment_disagrees)
+    bar = ["--min-int8-agreement", "0.99", "--no-require-int8", "--max-fp32-fallback", "0"]
+    result = triage_train("export", "--model", model, *bar)
+    assert result.exit_code == 0 and "int8_rejected" in manifest_of(model)["onnx"]  # every task gates by default
+    result = triage_train("export", "--model", model, *bar, "--gate-task", "intent", "--gate-task", "urgency")
+    assert result.exit_code == 0, result.output
+    export = manifest_of(model)["onnx"]
+    assert export["parity_gate_tasks"] == ["intent", "urgency"] and "int8" in export["files"]
+    assert export["parity"]["int8"]["sentiment"]["agreement"] == 0.5  # still measured and recorded
+    assert load_predictor(model).backend == "onnx-int8"
+
+
+def test_an_unknown_gate_task_is_a_clear_error(model: Path) -> None:
+    result = triage_train("export", "--model", model, "--gate-task", "mood")
+    assert result.exit_code != 0 and "no task mood" in result.output and "intent" in result.output
+    assert not (model / "onnx").exists()
