@@ -1,16 +1,16 @@
-"""Pack what a GPU machine of the `device` tool needs for `bench/device/tweeteval.sh` into `.gpu/` (not committed).
+"""Pack what a GPU machine of the `device` tool needs for `bench/device/sweep.sh` into `.gpu/` (not committed).
 
-    .venv/bin/python bench/device/pack.py        # then: device run, carry [".gpu"], bench/device/tweeteval.sh
+    .venv/bin/python bench/device/pack.py        # then: device run, carry [".gpu"], bench/device/sweep.sh
 
 The device machine has its own Python (3.12, with torch and transformers) but no network, and one call may carry at
 most 64 MiB. So this packs:
 - `.gpu/whl/`: wheels of the packages the training path imports that its image lacks (pydantic, emoji, ...);
 - `.gpu/encoder/`: the bundled all-MiniLM-L6-v2 with its weights stored as fp16 (45 MB instead of 91 MB: the fp32
   file alone is over the limit). The device script widens them back to fp32 before training, so the run starts
-  from the default encoder rounded to fp16 (relative error under 1e-3), which its rows name (`encoder=minilm-fp16`);
-- `.gpu/data.tar.xz`: the shared files the TweetEval runs read (TweetEval sentiment, the other TweetEval train
-  texts and the evaluation files the domain-adaptation config keeps out). Third-party text: `.gpu/` is listed in
-  `.git/info/exclude`, never committed, and can be deleted after the run.
+  from the default encoder rounded to fp16 (relative error under 1e-3), `models/encoders/minilm-fp16` in the rows;
+- `.gpu/data.tar.xz`: the shared files the rows read (TweetEval sentiment's parquet splits, the complaints CSV).
+  Third-party text: `.gpu/` must be ignored through `.git/info/exclude` (checked), is never committed, and can be
+  deleted after the run.
 """
 
 from __future__ import annotations
@@ -32,9 +32,7 @@ LIMIT = 64 * 2**20
 # The training path's imports that the device image (Python 3.12) lacks, at this project's pinned versions.
 WHEELS = ["pydantic==2.14.4", "pydantic-core==2.50.5", "annotated-types==0.8.0", "typing-inspection==0.4.5",
           "typing-extensions==4.16.0", "emoji==2.16.0"]
-DATA = ["tweeteval/sentiment/hf_parquet", "tweeteval/sentiment/train_text.txt",
-        *(f"tweeteval/{task}/train_text.txt" for task in ("offensive", "hate", "emotion", "irony")),
-        "complaints_xci_singh2023/X-CI Dataset.csv", "brand_intent/train.jsonl", "brand_intent/validation.jsonl"]
+DATA = ["tweeteval/sentiment/hf_parquet", "complaints_preotiuc2019/complaints-data.csv"]
 
 
 def ignored_by_git() -> bool:
