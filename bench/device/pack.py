@@ -1,6 +1,7 @@
 """Pack what a GPU machine of the `device` tool needs for `bench/device/sweep.sh` into `.gpu/` (not committed).
 
     .venv/bin/python bench/device/pack.py        # then: device run, carry [".gpu"], bench/device/sweep.sh
+    python3 bench/device/pack.py --widen DIR     # there (sweep.sh does it): the carried encoder as fp32 in DIR
 
 The device machine has its own Python (3.12, with torch and transformers) but no network, and one call may carry at
 most 64 MiB. So this packs:
@@ -15,6 +16,7 @@ most 64 MiB. So this packs:
 
 from __future__ import annotations
 
+import argparse
 import shutil
 import subprocess
 import sys
@@ -23,9 +25,6 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 sys.path.insert(0, str(ROOT))
-
-from training.paths import shared_data_dir  # noqa: E402
-from training.transformer import resolve_encoder  # noqa: E402
 
 OUT = ROOT / ".gpu"
 LIMIT = 64 * 2**20
@@ -47,27 +46,42 @@ def pack_wheels() -> None:
                     "-d", str(OUT / "whl"), *WHEELS], check=True)
 
 
-def pack_encoder() -> None:
+def copy_encoder(source: Path, target: Path, dtype: str) -> None:
+    """The checkpoint in `source` (config, tokenizer, model.safetensors) copied to `target` with its weights cast."""
+    import torch
     from safetensors.torch import load_file, save_file
 
-    source = Path(resolve_encoder("all-MiniLM-L6-v2"))
-    target = OUT / "encoder"
     target.mkdir(parents=True, exist_ok=True)
     for path in source.iterdir():
         if path.is_file() and path.suffix in {".json", ".txt"}:
             shutil.copy2(path, target / path.name)
     weights = load_file(source / "model.safetensors")
-    save_file({name: tensor.half().contiguous() for name, tensor in weights.items()}, target / "model.safetensors")
+    cast = getattr(torch, dtype)
+    save_file({name: tensor.to(cast).contiguous() for name, tensor in weights.items()}, target / "model.safetensors")
+
+
+def pack_encoder() -> None:
+    from training.transformer import resolve_encoder
+
+    copy_encoder(Path(resolve_encoder("all-MiniLM-L6-v2")), OUT / "encoder", "float16")
 
 
 def pack_data() -> None:
+    from training.paths import shared_data_dir
+
     shared = shared_data_dir()
     with tarfile.open(OUT / "data.tar.xz", "w:xz") as archive:
         for relative in DATA:
             archive.add(shared / relative, arcname=relative)
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--widen", type=Path, metavar="DIR", help="write the packed encoder to DIR as fp32, and stop")
+    args = parser.parse_args(argv)
+    if args.widen:
+        copy_encoder(OUT / "encoder", args.widen, "float32")
+        return
     OUT.mkdir(exist_ok=True)
     if not ignored_by_git():
         sys.exit(f"{OUT} is not ignored by git: add '/.gpu/' to .git/info/exclude first (it holds third-party text)")

@@ -8,9 +8,9 @@
 # It installs the carried wheels, widens the carried fp16 encoder to fp32 (models/encoders/minilm-fp16), unpacks the
 # shared files, then runs bench/quality.py and bench/ensemble.py rows in order of value: two seeds of the reference
 # fine-tune, their ensemble and that ensemble distilled into one model; a third seed, the same for three; then two
-# hyperparameter variants. Each row is the
-# CPU protocol unchanged (own training split, selection on the validation split, the test split scored once). A row
-# starts only while BUDGET seconds (default 480) have not passed, so the call ends inside the tool's 10 minutes.
+# hyperparameter variants. Each row is the CPU protocol unchanged (own training split, selection on the validation
+# split, the test split scored once). A row starts only while BUDGET seconds (default 480) have not passed, so the
+# call ends inside the tool's 10 minutes.
 # After each row bench/results/quality.json is copied to $OUT.
 # A dry run here (no setup, any encoder, e.g. one split of complaints):
 #   SETUP=0 PYTHON=.venv/bin/python ENCODER=DIR PROTOCOL=complaints EXTRA="--folds 1" bench/device/sweep.sh
@@ -31,18 +31,7 @@ if [[ ${SETUP:-1} == 1 ]]; then
     .gpu/whl/*.whl || exit 1
   export PYTHONPATH=/tmp/site TRIAGE_SHARED_DATA=/tmp/shared-data
   mkdir -p "$TRIAGE_SHARED_DATA" && tar -xJf .gpu/data.tar.xz -C "$TRIAGE_SHARED_DATA" || exit 1
-  "$PYTHON" - "$ENCODER" <<'PY' || exit 1
-import shutil, sys
-from pathlib import Path
-from safetensors.torch import load_file, save_file
-source, target = Path(".gpu/encoder"), Path(sys.argv[1])
-target.mkdir(parents=True, exist_ok=True)
-for path in source.iterdir():
-    if path.name != "model.safetensors":
-        shutil.copy2(path, target / path.name)
-weights = load_file(source / "model.safetensors")
-save_file({name: tensor.float().contiguous() for name, tensor in weights.items()}, target / "model.safetensors")
-PY
+  "$PYTHON" bench/device/pack.py --widen "$ENCODER" || exit 1
 fi
 export HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false PYTHONUNBUFFERED=1 TQDM_MININTERVAL=30
 "$PYTHON" -c "import torch, transformers, onnxruntime, pydantic

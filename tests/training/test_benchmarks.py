@@ -319,3 +319,24 @@ def test_device_merge_takes_only_the_rows_run_on_the_gpu_machine(tmp_path: Path,
     bench.quality.merge(linear_row(), tmp_path / "cpu-only.json")
     with pytest.raises(SystemExit, match="no row whose variant starts with 'gpu,'"):
         merge_device_rows([str(tmp_path / "cpu-only.json")])
+
+
+def test_device_encoder_travels_as_fp16_and_widens_back_to_a_loadable_fp32_checkpoint(
+        tiny_encoder: Path, tmp_path: Path) -> None:
+    import torch
+    from safetensors.torch import load_file
+    from transformers import AutoModel
+
+    from bench.device.pack import copy_encoder
+
+    copy_encoder(tiny_encoder, tmp_path / "fp16", "float16")
+    copy_encoder(tmp_path / "fp16", tmp_path / "fp32", "float32")
+    original, packed = load_file(tiny_encoder / "model.safetensors"), load_file(tmp_path / "fp16/model.safetensors")
+    widened = load_file(tmp_path / "fp32/model.safetensors")
+    assert set(packed) == set(original) == set(widened)
+    for name, tensor in original.items():
+        assert packed[name].dtype == torch.float16 and widened[name].dtype == tensor.dtype == torch.float32
+        assert (widened[name] - tensor).abs().max() <= 1e-3 * max(1.0, tensor.abs().max().item()), name
+    assert AutoModel.from_pretrained(tmp_path / "fp32").dtype == torch.float32
+    config_files = {p.name for p in tiny_encoder.iterdir() if p.suffix in {".json", ".txt"}}
+    assert config_files and config_files == {p.name for p in (tmp_path / "fp32").iterdir()} - {"model.safetensors"}
