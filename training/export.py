@@ -142,8 +142,8 @@ def run_export(
     (ranked on the calibration texts, training/quantize.py), one more at a time until it passes. An int8 copy that
     still misses the bar is never added: with `require_int8` that fails the export (ExportFailed, artifact
     unchanged); without it, only the fp32 graph is added and the rejected int8 parity is recorded.
-    `gate_tasks` limits the bar to those tasks (default: every task), for a model whose other heads only helped
-    training (auxiliary tasks): every head's parity is still measured and recorded.
+    `gate_tasks` limits the bar, and the fallback's ranking, to those tasks (default: every task), for a model whose
+    other heads only helped training (auxiliary tasks): every head's parity is still measured and recorded.
     """
     version_dir, manifest = load_manifest(model)
     if manifest.backend != "transformer":
@@ -192,10 +192,11 @@ def run_export(
         log_parity("int8", results["int8"], log)
         if worst_agreement(results["int8"], gated) < min_int8_agreement and max_fp32_fallback:
             ranking_texts = calibration_set()[0][:MAX_SENSITIVITY_TEXTS]
-            ranking = rank_by_sensitivity(
+            fp32_probabilities = staged_graph(FP32_FILE, "fp32").predict_proba(ranking_texts)
+            ranking = rank_by_sensitivity(  # on the gated tasks' error: the others' cannot fail the bar
                 int8_source, staged / INT8_FILE, staged,
                 lambda graph: staged_graph(graph.name).predict_proba(ranking_texts),
-                staged_graph(FP32_FILE, "fp32").predict_proba(ranking_texts), log)
+                {task: fp32_probabilities[task] for task in gated}, log)
             kept: list[str] = []
             for node, _error in ranking[:max_fp32_fallback]:
                 kept.append(node)

@@ -52,7 +52,7 @@ def kept_fp32(export: Mapping[str, Any]) -> list[str]:
 
 
 def probability_error(reference: dict[str, np.ndarray], candidate: dict[str, np.ndarray]) -> float:
-    """Mean over texts of the L1 distance between the two probability vectors, summed over tasks."""
+    """Mean over texts of the L1 distance between the two probability vectors, summed over `reference`'s tasks."""
     return float(sum(np.abs(reference[task] - candidate[task]).sum(1).mean() for task in reference))
 
 
@@ -68,7 +68,8 @@ def rank_by_sensitivity(
     when that node alone stays fp32.
 
     `score(graph)` gives an int8 graph's probabilities on the calibration texts; `reference` is the fp32 graph's on
-    the same texts. Builds one int8 graph per node in `scratch`.
+    the same texts, for the tasks whose error counts (the others are ignored). Builds one int8 graph per node in
+    `scratch`.
     """
     nodes = quantised_matmuls(source, int8)
     started, errors = time.perf_counter(), []

@@ -215,3 +215,22 @@ def test_an_unknown_gate_task_is_a_clear_error(model: Path) -> None:
     result = triage_train("export", "--model", model, "--gate-task", "mood")
     assert result.exit_code != 0 and "no task mood" in result.output and "intent" in result.output
     assert not (model / "onnx").exists()
+
+
+def test_the_fp32_fallback_is_ranked_on_the_gated_tasks_error_only(
+        model: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An auxiliary head's int8 error must not pick which matmuls stay fp32 for the task that is served."""
+    import training.export as export_module
+
+    ranked_on: list[list[str]] = []
+    measured = export_module.rank_by_sensitivity
+
+    def recording(source, int8, scratch, score, reference, log):
+        ranked_on.append(sorted(reference))
+        return measured(source, int8, scratch, score, reference, log)
+
+    monkeypatch.setattr(export_module, "rank_by_sensitivity", recording)
+    bar = ["--min-int8-agreement", "1.01", "--no-require-int8", "--max-fp32-fallback", "1"]
+    assert triage_train("export", "--model", model, *bar, "--gate-task", "intent").exit_code == 0
+    assert triage_train("export", "--model", model, *bar).exit_code == 0
+    assert ranked_on == [["intent"], ["intent", "needs_response", "sentiment", "urgency"]]
