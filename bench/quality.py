@@ -17,8 +17,9 @@ the same command continues where it stopped. `--config` trains the protocol with
 
 `--backend distill` trains, per split, one transformer on the labels and on the mean softened outputs of the
 `--teacher` rows' models for that split (`triage-train distill`; all of the first teacher's layers unless
-`--set distill.keep_layers=[...]`). A teacher row must have kept its split models: the last split's always is, every
-fold's only with --keep-models.
+`--set distill.keep_layers=[...]`); `--student transformer/VARIANT` starts each student from another row's model
+instead (e.g. one seed taught by an ensemble of others). A teacher (or student) row must have kept its split models:
+the last split's always is, every fold's only with --keep-models.
 """
 
 from __future__ import annotations
@@ -229,11 +230,11 @@ def load_probabilities(path: Path) -> tuple[dict[str, np.ndarray], dict[str, dic
 # ---- one split ----------------------------------------------------------------------------------------------------
 def run_split(split: Split, config: TrainConfig, protocol: Protocol, workdir: Path, keep_model: bool,
               n_bootstrap: int, teachers: list[Path] | None = None,
-              int8_fallback: int | None = None) -> dict[str, Any]:
+              int8_fallback: int | None = None, student: Path | None = None) -> dict[str, Any]:
     """Fit on split.train (selecting on split.dev), score split.test; saved to workdir/SPLIT.json (resumable).
 
     With `teachers` (the work directories of transformer rows), `config` is a DistillConfig and the model is distilled
-    from those rows' models for this split."""
+    from those rows' models for this split, starting from the first teacher's or `student`'s (another row's)."""
     from model.artifact import load_manifest
     from model.predictor import load_predictor
     from training.distill import run_distill
@@ -256,7 +257,9 @@ def run_split(split: Split, config: TrainConfig, protocol: Protocol, workdir: Pa
         "holdout": None,
     })
     if teachers:
-        fold_config = fold_config.model_copy(update={"teacher": [str(split_model(w, split)) for w in teachers]})
+        fold_config = fold_config.model_copy(update={
+            "teacher": [str(split_model(w, split)) for w in teachers],
+            "student_from": str(split_model(student, split)) if student else None})
     models = workdir / "models"
     name_dir = models / fold_config.name
     started = time.perf_counter()
@@ -345,7 +348,8 @@ def build_row(args: argparse.Namespace, protocol: Protocol, config: TrainConfig,
     params = config.transformer if config.backend == "transformer" else config.linear
     settings = params.model_dump(mode="json")
     if isinstance(config, DistillConfig):
-        settings |= {"teachers": args.teacher, "distill": config.distill.model_dump(mode="json")}
+        settings |= {"teachers": args.teacher, "student": args.student or args.teacher[0],
+                     "distill": config.distill.model_dump(mode="json")}
     row = {
         "protocol": protocol.name,
         "backend": args.backend,
@@ -412,6 +416,8 @@ def command(args: argparse.Namespace) -> str:
     parts = [".venv/bin/python", "bench/quality.py", "--protocol", args.protocol, "--backend", args.backend]
     for teacher in args.teacher or []:
         parts += ["--teacher", teacher]
+    if args.student:
+        parts += ["--student", args.student]
     if args.config is not None:
         parts += ["--config", config_label(args, PROTOCOLS[args.protocol])]
     if args.epochs is not None:
@@ -455,6 +461,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--teacher", action="append",
                         help="with --backend distill: a transformer row (transformer/VARIANT) whose split models teach "
                              "(repeat for an ensemble)")
+    parser.add_argument("--student", help="with --backend distill: a transformer row (transformer/VARIANT) whose split "
+                             "models the students start from (default: the first teacher's)")
     parser.add_argument("--epochs", type=int, help="transformer epochs (default: the config's)")
     parser.add_argument("--folds", type=int, help="run only the first N folds of a cross-validated protocol")
     parser.add_argument("--set", action="append", help="any config field, e.g. transformer.learning_rate=4e-5")
@@ -471,8 +479,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error("--protocol and --backend are required (or --render)")
     if (args.backend == "distill") != bool(args.teacher):
         parser.error("--backend distill needs --teacher transformer/VARIANT (one or more); other backends take none")
-    if any(not teacher.startswith("transformer/") for teacher in args.teacher or []):
-        parser.error("--teacher names a transformer row: transformer/VARIANT")
+    if args.student and args.backend != "distill":
+        parser.error("--student is for --backend distill")
+    if any(not row.startswith("transformer/") for row in [*(args.teacher or []), args.student or "transformer/"]):
+        parser.error("--teacher and --student name a transformer row: transformer/VARIANT")
     if args.int8_fallback is not None and args.int8_fallback < 0:
         parser.error(f"--int8-fallback must be 0 or more, got {args.int8_fallback}")
     return args
@@ -505,15 +515,17 @@ def run(args: argparse.Namespace) -> None:
     teachers = "+".join(teacher.removeprefix("transformer/") for teacher in args.teacher or [])
     settings = args.variant or ",".join(
         ([f"teachers={teachers}"] if teachers else [])
+        + ([f"student={args.student.removeprefix('transformer/')}"] if args.student else [])
         + ([f"config={args.config.stem}"] if args.config else [])
         + [f"{k.removeprefix('transformer.').removeprefix('linear.')}={v}" for k, v in sorted(overrides.items())]
     ) or "reference"
     variant = settings if args.variant or args.folds is None else f"{settings},folds={args.folds}"
-    teacher_dirs = None
+    teacher_dirs = student_dir = None
     if args.backend == "distill":
         teacher_dirs = [row_workdir(row) for row in result_rows(protocol, args.teacher)]
+        student_dir = row_workdir(result_rows(protocol, [args.student])[0]) if args.student else None
         if "distill.keep_layers" not in overrides:  # an ensemble into one model of a member's size
-            overrides["distill.keep_layers"] = encoder_layers(teacher_dirs[0])
+            overrides["distill.keep_layers"] = encoder_layers(student_dir or teacher_dirs[0])
         config = load_config(args.config or protocol_config_path(protocol), overrides | {"backend": "transformer"},
                              kind=DistillConfig)
     else:
@@ -532,7 +544,7 @@ def run(args: argparse.Namespace) -> None:
                       for j in split.joined))
         keep = args.keep_models or number == len(chosen)
         results.append(run_split(split, config, protocol, workdir, keep, args.bootstrap, teacher_dirs,
-                                 args.int8_fallback))
+                                 args.int8_fallback, student_dir))
         headline = results[-1]["backends"][results[-1]["served"]]["tasks"]
         log(f"split {split.name}: " + ", ".join(f"{t} {protocol.metric} {100 * m[protocol.metric]:.1f}"
                                                for t, m in headline.items()))

@@ -83,10 +83,12 @@ def _row_settings(row: dict[str, Any]) -> str:
     elif row["backend"] in ("transformer", "distill"):
         params = row["settings"]
         if row["backend"] == "distill":
-            distill = params["distill"]
+            distill, first = params["distill"], params["teachers"][0]
+            student = params.get("student", first)  # rows from before --student started from the first teacher
             parts.append(f"distilled per split from the models of {', '.join(f'`{t}`' for t in params['teachers'])} "
                          f"(mean of their outputs softened at T = {distill['temperature']:g}, alpha "
-                         f"{distill['alpha']:g}); starts from the first teacher's layers {distill['keep_layers']}")
+                         f"{distill['alpha']:g}); starts from the layers {distill['keep_layers']} of "
+                         + ("the first teacher" if student == first else f"`{student}`"))
         parts.append(f"{params['encoder']}, {params['epochs']} epochs (best epochs {row['best_epochs']}), "
                      f"lr {params['learning_rate']:g}, batch {params['batch_size']}, max length {params['max_length']}")
     else:

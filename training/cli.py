@@ -134,6 +134,11 @@ def distill(
         typer.Option(help="teacher model: version or NAME directory (else the config's); repeat it to distil an "
                      "ensemble (the student starts from the first)"),
     ] = None,
+    student_from: Annotated[
+        Path | None,
+        typer.Option(help="start the student from this model (version or NAME directory) instead of the first "
+                     "teacher: its layers, tokenizer and heads; it must have the teachers' tasks and labels"),
+    ] = None,
     output: Annotated[Path, typer.Option(help="artifact root: writes ROOT/NAME/VERSION and ROOT/NAME/latest")] = Path(
         "models"
     ),
@@ -157,7 +162,8 @@ def distill(
             layers = [int(part) for part in keep_layers.split(",") if part.strip()]
         except ValueError as err:
             raise ConfigError(f"--keep-layers expects comma-separated integers, got {keep_layers!r}") from err
-    flags = {"teacher": [str(path) for path in teacher] if teacher else None, "name": name,
+    flags = {"teacher": [str(path) for path in teacher] if teacher else None,
+             "student_from": str(student_from) if student_from else None, "name": name,
              "distill.keep_layers": layers, "transformer.epochs": epochs}
     resolved = load_config(config, _overrides(set_, flags), kind=DistillConfig)
 

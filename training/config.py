@@ -180,8 +180,13 @@ class DistillConfig(TrainConfig):
 
     teacher: list[str] | None = Field(
         default=None,
-        description="teacher artifacts (versions or NAME dirs); the student starts from the first and learns from the "
-        "mean of all their softened outputs (an ensemble); --teacher wins",
+        description="teacher artifacts (versions or NAME dirs); the student learns from the mean of all their "
+        "softened outputs (an ensemble); --teacher wins",
+    )
+    student_from: str | None = Field(
+        default=None,
+        description="the artifact (version or NAME dir) whose encoder layers, tokenizer, pooling and heads the student "
+        "starts from; default: the first teacher. It need not teach, but must have the teachers' tasks and labels",
     )
     unlabelled: list[UnlabelledSpec] = Field(default_factory=list)
     exclude: list[DatasetSpec] = Field(
@@ -258,6 +263,8 @@ def _resolve_paths(raw: dict[str, Any], base: Path) -> None:
         raw["teacher"] = _resolve(teacher, base)
     elif isinstance(teacher, list):
         raw["teacher"] = [_resolve(item, base) if isinstance(item, str) else item for item in teacher]
+    if isinstance(raw.get("student_from"), str):
+        raw["student_from"] = _resolve(raw["student_from"], base)
     for split in DATASET_LISTS:
         datasets = raw.get(split) or []
         if not isinstance(datasets, list):

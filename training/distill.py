@@ -1,8 +1,8 @@
 """`triage-train distill`: a student trained on one or more teacher artifacts' soft outputs plus the labels.
 
-The student's encoder is the (first) teacher's with some layers kept (default every other one: 0, 2, 4 of MiniLM-L6;
-all of them to distil an ensemble into one model of a member's size), its weights copied; its heads start from that
-teacher's heads. Per task the loss is
+The student's encoder is the (first) teacher's, or `student_from`'s, with some layers kept (default every other one:
+0, 2, 4 of MiniLM-L6; all of them to distil an ensemble into one model of a member's size), its weights copied; its
+heads start from that model's heads. Per task the loss is
 
     alpha * T^2 * KL(teacher softmax(z_t / T) || student softmax(z_s / T))     on every row
   + (1 - alpha) * cross-entropy                                                 on the rows that label the task
@@ -186,6 +186,8 @@ def load_unlabelled(
 # ---- teacher logits -------------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Teacher:
+    """A transformer artifact distillation reads: a teacher, or the model the student starts from."""
+
     directory: Path
     manifest: Manifest
 
@@ -261,28 +263,29 @@ def teacher_logits_file(index: int) -> str:
 
 # ---- the trainer ----------------------------------------------------------------------------------------------------
 class DistillTrainer(TransformerTrainer):
-    """The transformer trainer with a student built from the first teacher and the distillation loss.
+    """The transformer trainer with a student built from `start` (by default the first teacher) and the distillation
+    loss.
 
     Set `teacher_logits` (one array per task, rows in the order of the training rows) before `fit`.
     """
 
     def __init__(self, config: DistillConfig, schema: LabelSchema, run_dir: Path, teachers: list[Teacher],
-                 keep_layers: list[int]):
+                 keep_layers: list[int], start: Teacher | None = None):
         super().__init__(config, schema, run_dir)
         self.teachers = teachers
+        self.start = start or teachers[0]
         self.keep_layers = keep_layers
         self.distill = config.distill
         self.teacher_logits: dict[str, torch.Tensor] = {}
 
     def _network(self) -> tuple[Any, MultiTaskModel]:
-        start = self.teachers[0].directory  # the student's weights and tokenizer come from the first teacher
+        start = self.start.directory  # the student's weights and tokenizer
         tokenizer = AutoTokenizer.from_pretrained(start / ENCODER_DIR)
-        teacher = MultiTaskModel.load(start, {t.name: len(t.labels) for t in self.schema.tasks},
-                                      pooling=self.params.pooling)
-        encoder = student_encoder(teacher.encoder, self.keep_layers)
         label_counts = {t.name: len(t.labels) for t in self.schema.tasks}
+        source = MultiTaskModel.load(start, label_counts, pooling=self.params.pooling)
+        encoder = student_encoder(source.encoder, self.keep_layers)
         network = MultiTaskModel(encoder, label_counts, self.params.pooling, self.params.dropout)
-        network.heads.load_state_dict(teacher.heads.state_dict())
+        network.heads.load_state_dict(source.heads.state_dict())
         return tokenizer, network
 
     def _batch_loss(self, logits: dict[str, torch.Tensor], batch: dict[str, Any]) -> torch.Tensor:
@@ -298,32 +301,37 @@ class DistillTrainer(TransformerTrainer):
         }
 
 
-def resolve_teachers(config: DistillConfig) -> tuple[list[Teacher], LabelSchema, DistillConfig]:
-    """The teachers' version directories and manifests, their label schema, and the config with the first teacher's
-    pooling and tokenizer and every teacher's resolved path filled in (so a resumed run is refused when `latest` moved
-    on). Every teacher must be a transformer with the same tasks and labels, in the same order."""
+def _transformer_artifact(path: str, flag: str, role: str) -> Teacher:
+    directory, manifest = load_manifest(path, verify=True)
+    if manifest.backend != "transformer":
+        raise ConfigError(f"{flag} {path}: a {manifest.backend} model; {role} must be a transformer")
+    return Teacher(directory, manifest)
+
+
+def resolve_teachers(config: DistillConfig) -> tuple[list[Teacher], Teacher, LabelSchema, DistillConfig]:
+    """The teachers, the model the student starts from (`student_from`, else the first teacher), their label schema,
+    and the config with the start's pooling and tokenizer and every resolved path filled in (so a resumed run is
+    refused when `latest` moved on). All must be transformers with the same tasks and labels, in the same order."""
     if not config.teacher:
         raise ConfigError("no teacher: pass --teacher MODEL or set 'teacher' in the config")
-    teachers = []
-    for path in config.teacher:
-        directory, manifest = load_manifest(path, verify=True)
-        if manifest.backend != "transformer":
-            raise ConfigError(f"--teacher {path}: a {manifest.backend} model; the teacher must be a transformer")
-        teachers.append(Teacher(directory, manifest))
+    teachers = [_transformer_artifact(path, "--teacher", "the teacher") for path in config.teacher]
     first = teachers[0]
+    start = (_transformer_artifact(config.student_from, "--student-from", "the student's start")
+             if config.student_from else first)
     schema = first.manifest.schema_
-    for other in teachers[1:]:
+    for other, role in [*((t, "--teacher") for t in teachers[1:]), (start, "--student-from")]:
         if other.manifest.schema_.tasks != schema.tasks:
-            raise ConfigError(f"--teacher {other.directory}: its tasks and labels differ from those of the first "
+            raise ConfigError(f"{role} {other.directory}: its tasks and labels differ from those of the first "
                               f"teacher, {first.directory} ({other.manifest.schema_.names} against {schema.names})")
     if (config.schema_file is not None or config.tasks is not None) and config.label_schema().tasks != schema.tasks:
         raise ConfigError(f"the config's tasks differ from the teacher's ({schema.names}); leave 'schema' out")
-    pooling = (first.manifest.encoder or {}).get("pooling", "mean")
+    pooling = (start.manifest.encoder or {}).get("pooling", "mean")
     transformer = config.transformer.model_copy(update={"pooling": pooling,
-                                                        "encoder": str(first.directory / ENCODER_DIR)})
+                                                        "encoder": str(start.directory / ENCODER_DIR)})
     config = config.model_copy(update={"teacher": [str(t.directory.resolve()) for t in teachers],
+                                       "student_from": str(start.directory.resolve()) if config.student_from else None,
                                        "transformer": transformer})
-    return teachers, schema, config
+    return teachers, start, schema, config
 
 
 def run_distill(
@@ -334,9 +342,8 @@ def run_distill(
     log: Callable[[str], None] = print,
 ) -> Path | None:
     """Distil the teacher into a student and publish ROOT/NAME/VERSION (None on non-main processes)."""
-    teachers, schema, config = resolve_teachers(config)
-    first = teachers[0]
-    n_layers = AutoConfig.from_pretrained(first.directory / ENCODER_DIR).num_hidden_layers
+    teachers, start, schema, config = resolve_teachers(config)
+    n_layers = AutoConfig.from_pretrained(start.directory / ENCODER_DIR).num_hidden_layers
     keep_layers = config.distill.keep_layers or default_keep_layers(n_layers)
     check_keep_layers(keep_layers, n_layers)
 
@@ -349,13 +356,12 @@ def run_distill(
     name_dir = output_root / config.name
     version, run_dir = _prepare_run(config, name_dir, resume)
     names = " + ".join(f"{t.manifest.name}@{t.manifest.version}" for t in teachers)
-    where = "" if len(teachers) == 1 else " in the first"
-    log(f"distilling {names} ({n_layers} layers{where}) into {config.name} version {version}: "
-        f"layers {keep_layers}, T={config.distill.temperature}, alpha={config.distill.alpha}; {len(data.train)} "
-        f"labelled + {len(unlabelled)} unlabelled rows (validation {len(data.validation)}); run directory {run_dir} "
-        f"(resume with --resume {run_dir})")
+    log(f"distilling {names} into {config.name} version {version}, starting from {start.manifest.name}@"
+        f"{start.manifest.version} ({n_layers} layers): layers {keep_layers}, T={config.distill.temperature}, "
+        f"alpha={config.distill.alpha}; {len(data.train)} labelled + {len(unlabelled)} unlabelled rows "
+        f"(validation {len(data.validation)}); run directory {run_dir} (resume with --resume {run_dir})")
 
-    trainer = DistillTrainer(config, schema, run_dir, teachers, keep_layers)
+    trainer = DistillTrainer(config, schema, run_dir, teachers, keep_layers, start)
     soft = soft_targets(teachers, [e.post.text for e in rows], run_dir, config.distill.temperature,
                         batch_size=config.transformer.eval_batch_size, log=log)
     trainer.teacher_logits = {task: torch.from_numpy(values) for task, values in soft.items()}
@@ -368,6 +374,7 @@ def run_distill(
     distillation = {
         "teacher": summaries[0],
         "teachers": summaries,
+        "started_from": start.summary,
         "kept_layers": keep_layers,
         "temperature": config.distill.temperature,
         "alpha": config.distill.alpha,

@@ -141,7 +141,7 @@ def test_the_artifact_records_the_distillation_and_starts_from_the_teacher(stude
     distillation = manifest["distillation"]
     assert distillation["teacher"] == {"name": "tiny", "version": teacher.name, "layers": 4,
                                        "validation_mean_macro_f1": teacher_manifest["metrics"]["mean_macro_f1"]}
-    assert distillation["teachers"] == [distillation["teacher"]]
+    assert distillation["teachers"] == [distillation["teacher"]] == [distillation["started_from"]]
     assert distillation["kept_layers"] == [0, 2] and distillation["temperature"] == 2.0 and distillation["alpha"] == 0.5
     assert distillation["unlabelled"]["rows_used"] == len(UNLABELLED)
     assert distillation["unlabelled"]["overlap_removed"]["dropped"] == 2
@@ -156,8 +156,9 @@ def test_the_students_network_starts_from_the_teachers_layers_and_heads(
     from training.distill import DistillTrainer, resolve_teachers
 
     config = load_config(distill_config(tmp_path / "c.yaml", data), {"teacher": str(teacher)}, kind=DistillConfig)
-    teachers, schema, config = resolve_teachers(config)
-    trainer = DistillTrainer(config, schema, tmp_path / "run", teachers, [0, 2])
+    teachers, start, schema, config = resolve_teachers(config)
+    assert start == teachers[0]
+    trainer = DistillTrainer(config, schema, tmp_path / "run", teachers, [0, 2], start)
     _, network = trainer._network()
     weights = load_file(str(teacher / "heads.safetensors"))
     for name, value in network.heads.state_dict().items():
@@ -288,6 +289,48 @@ def test_an_ensemble_of_teachers_distils_into_one_student(
     assert manifest["distillation"]["teacher"] == teachers[0]  # the student's weights come from the first
     assert manifest["encoder"]["source"] == f"distilled from tiny@{teacher.name} + tiny-b@{second_teacher.name}"
     assert manifest["encoder"]["layers"] == 4
+
+
+def test_the_student_can_start_from_a_model_that_does_not_teach(
+    data: dict[str, Path], teacher: Path, second_teacher: Path, tmp_path: Path
+) -> None:
+    """E.g. one seed's model distilled from an ensemble of other seeds: its layers and heads, their knowledge."""
+    from training.distill import DistillTrainer, resolve_teachers
+
+    config = load_config(distill_config(tmp_path / "c.yaml", data, name="tiny-started"),
+                         {"teacher": [str(teacher)], "student_from": str(second_teacher)}, kind=DistillConfig)
+    teachers, start, schema, resolved = resolve_teachers(config)
+    assert start.directory == second_teacher and resolved.transformer.encoder == str(second_teacher / "encoder")
+    _, network = DistillTrainer(resolved, schema, tmp_path / "run", teachers, [0, 1, 2, 3], start)._network()
+    weights = load_file(str(second_teacher / "heads.safetensors"))
+    for name, value in network.heads.state_dict().items():
+        np.testing.assert_array_equal(value.numpy(), weights[name])
+
+    result = triage_train("distill", "--teacher", teacher, "--student-from", second_teacher, "--config",
+                          distill_config(tmp_path / "c.yaml", data, name="tiny-started"),
+                          "--output", tmp_path / "models", "--keep-layers", "0,1,2,3", "--epochs", "1")
+    assert result.exit_code == 0, result.output
+    assert f"starting from tiny-b@{second_teacher.name}" in result.output
+    distillation = manifest_of(latest_version(tmp_path / "models", "tiny-started"))["distillation"]
+    assert [t["name"] for t in distillation["teachers"]] == ["tiny"]
+    assert (distillation["started_from"]["name"], distillation["started_from"]["version"]) == (
+        "tiny-b", second_teacher.name)
+
+
+def test_the_students_start_must_be_a_transformer_with_the_teachers_tasks(
+    data: dict[str, Path], teacher: Path, tmp_path: Path
+) -> None:
+    linear = run_fit(load_config(write_config(tmp_path / "l.yaml", data["train"], data["validation"])),
+                     tmp_path / "models", log=lambda _: None)
+    config = distill_config(tmp_path / "c.yaml", data)
+    result = triage_train("distill", "--teacher", teacher, "--student-from", linear, "--config", config)
+    assert result.exit_code == 2 and f"--student-from {linear}: a linear model" in result.output
+    other = run_fit(load_config(write_config(tmp_path / "o.yaml", data["train"], data["validation"]), {
+        "backend": "transformer", "transformer.encoder": str(teacher / "encoder"), "transformer.epochs": 1,
+        "name": "other-tasks", "tasks": {"sentiment": ["negative", "neutral", "positive"]}, "schema": None}),
+        tmp_path / "models", log=lambda _: None)
+    result = triage_train("distill", "--teacher", teacher, "--student-from", other, "--config", config)
+    assert result.exit_code == 2 and f"--student-from {other}: its tasks and labels differ" in result.output
 
 
 def test_every_teacher_must_have_the_same_tasks(data: dict[str, Path], teacher: Path, tmp_path: Path) -> None:

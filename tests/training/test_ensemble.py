@@ -123,6 +123,21 @@ def test_a_transformer_row_distils_into_one_model_per_split(
     assert [t["name"] for t in manifest["distillation"]["teachers"]] == ["bench-complaints-fold1"]
     assert "distilled per split from the models of `transformer/tiny`" in (tmp_path / "BENCHMARKS.md").read_text()
 
+    quality.main([*common, "--backend", "transformer", "--variant", "tiny2", "--keep-models", "--set",
+                  f"transformer.encoder={tiny_encoder}", "--set", "seed=5"])
+    quality.main([*common, "--backend", "distill", "--teacher", "transformer/tiny", "--student", "transformer/tiny2"])
+    row = json.loads((tmp_path / "quality.json").read_text())["rows"][
+        "complaints/distill/teachers=tiny,student=tiny2,epochs=1,max_length=48,folds=2"]
+    assert row["settings"]["student"] == "transformer/tiny2"
+    assert "--teacher transformer/tiny --student transformer/tiny2 --epochs 1" in row["command"]
+    (student,) = (tmp_path / "runs" / "complaints" / "distill").glob("*student=tiny2*/models/*-fold1/latest")
+    distillation = json.loads((student.parent / student.read_text().strip() / "manifest.json").read_text())[
+        "distillation"]
+    (tiny2,) = (tmp_path / "runs" / "complaints" / "transformer" / "tiny2" / "models").glob("*-fold1/latest")
+    assert distillation["started_from"]["version"] == tiny2.read_text().strip()
+    assert distillation["teachers"][0]["version"] != distillation["started_from"]["version"]
+    assert "starts from the layers [0, 1] of `transformer/tiny2`" in (tmp_path / "BENCHMARKS.md").read_text()
+
     shutil.rmtree(tmp_path / "runs" / "complaints" / "transformer" / "tiny" / "models" / "bench-complaints-fold0")
     with pytest.raises(SystemExit, match="no model kept for split fold0; re-run that row with --keep-models"):
         quality.main([*common, "--backend", "distill", "--teacher", "transformer/tiny", "--variant", "again"])
@@ -130,3 +145,5 @@ def test_a_transformer_row_distils_into_one_model_per_split(
         quality.main([*common, "--backend", "distill", "--teacher", "transformer/missing"])
     with pytest.raises(SystemExit):
         quality.main([*common, "--backend", "distill"])  # no teacher: a usage error
+    with pytest.raises(SystemExit):
+        quality.main([*common, "--backend", "transformer", "--student", "transformer/tiny"])  # not distilling
