@@ -132,7 +132,7 @@ def distill(
     teacher: Annotated[
         list[Path] | None,
         typer.Option(help="teacher model: version or NAME directory (else the config's); repeat it to distil an "
-                     "ensemble (the student starts from the first)"),
+                     "ensemble (the student starts from the first, unless --student-from)"),
     ] = None,
     student_from: Annotated[
         Path | None,
