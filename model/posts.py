@@ -7,6 +7,7 @@ from datetime import datetime
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 MAX_TEXT_CHARS = 10_000
+TWITTER_TIMESTAMP = "%a %b %d %H:%M:%S %z %Y"  # API v1.1 `created_at`
 
 
 class Author(BaseModel):
@@ -28,7 +29,8 @@ class Engagement(BaseModel):
 class Post(BaseModel):
     """A social post addressed to (or about) a brand.
 
-    `brand` is the account addressed; `author` and `engagement` feed the priority policy; `created_at` is ISO 8601.
+    `brand` is the account addressed; `author` and `engagement` feed the priority policy; `created_at` is ISO 8601,
+    or Twitter's API v1.1 form (`Tue Oct 31 22:10:47 +0000 2017`), which exports and raw payloads carry.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -40,6 +42,16 @@ class Post(BaseModel):
     engagement: Engagement = Field(default_factory=Engagement)
     created_at: datetime | None = None
     lang: str | None = Field(default=None, max_length=16)
+
+    @field_validator("created_at", mode="before")
+    @classmethod
+    def _twitter_timestamp(cls, value: object) -> object:
+        if isinstance(value, str):
+            try:
+                return datetime.strptime(value, TWITTER_TIMESTAMP)
+            except ValueError:
+                pass  # ISO 8601 (or an error that names the field), as pydantic reads it
+        return value
 
     @field_validator("text")
     @classmethod
