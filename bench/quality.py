@@ -51,6 +51,7 @@ from bench.runtime_report import runtime_section  # noqa: E402
 from training.benchmarks import (  # noqa: E402
     PROTOCOLS,
     Protocol,
+    ProtocolError,
     Split,
     benchmark_splits,
     protocol_config_path,
@@ -257,9 +258,12 @@ def run_split(split: Split, config: TrainConfig, protocol: Protocol, workdir: Pa
         "holdout": None,
     })
     if teachers:
+        # The held-out fold joins `exclude`, so no unlabelled row repeats a text the split is scored on.
+        test_file = write_examples(data / "test.jsonl", split.test, schema)
         fold_config = fold_config.model_copy(update={
             "teacher": [str(split_model(w, split)) for w in teachers],
-            "student_from": str(split_model(student, split)) if student else None})
+            "student_from": str(split_model(student, split)) if student else None,
+            "exclude": [*fold_config.exclude, DatasetSpec(path=test_file, license=licences)]})
     models = workdir / "models"
     name_dir = models / fold_config.name
     started = time.perf_counter()
@@ -288,6 +292,10 @@ def run_split(split: Split, config: TrainConfig, protocol: Protocol, workdir: Pa
         "best_epoch": training.get("best_epoch"),
         "epochs_run": training.get("epochs_run"),
     }
+    unlabelled = (getattr(manifest, "distillation", None) or {}).get("unlabelled")
+    if unlabelled and unlabelled["files"]:
+        result["unlabelled"] = {"rows_used": unlabelled["rows_used"],
+                                "dropped_as_evaluation_texts": unlabelled["overlap_removed"]["dropped"]}
     probs = SplitProbabilities()
     if config.backend == "linear":
         predictor = load_predictor(version_dir)
@@ -349,7 +357,9 @@ def build_row(args: argparse.Namespace, protocol: Protocol, config: TrainConfig,
     settings = params.model_dump(mode="json")
     if isinstance(config, DistillConfig):
         settings |= {"teachers": args.teacher, "student": args.student or args.teacher[0],
-                     "distill": config.distill.model_dump(mode="json")}
+                     "distill": config.distill.model_dump(mode="json"),
+                     "unlabelled": [{"file": f"{spec.path.parent.name}/{spec.path.name}", "max_rows": spec.max_rows}
+                                    for spec in config.unlabelled]}
     row = {
         "protocol": protocol.name,
         "backend": args.backend,
@@ -374,7 +384,7 @@ def build_row(args: argparse.Namespace, protocol: Protocol, config: TrainConfig,
             "dev": sum(r["overlap"]["dev"]["dropped"] for r in results),
         },
         "labels_joined": joined_labels(results),
-        "licences": sorted({spec.license for spec in config.train}),
+        "licences": sorted({spec.license for spec in [*config.train, *getattr(config, "unlabelled", [])]}),
         "train_seconds": round(sum(r["train_seconds"] for r in results), 1),
         "wall_seconds": round(wall, 1),
         "hardware": hardware(),
@@ -492,7 +502,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     try:
         run(args)
-    except QualityError as err:
+    except (QualityError, ProtocolError) as err:
         raise SystemExit(f"error: {err}") from None
 
 

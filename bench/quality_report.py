@@ -71,6 +71,17 @@ def _rows(row: dict[str, Any]) -> str:
     return f"{row['train_rows']:,} rows"
 
 
+def _unlabelled_settings(row: dict[str, Any]) -> str:
+    """How many unlabelled texts the students learned from (teacher outputs only), and from where."""
+    per_split = [split.get("unlabelled", {}) for split in row["per_split"]]
+    used = sum(u.get("rows_used", 0) for u in per_split) / len(per_split)
+    dropped = sum(u.get("dropped_as_evaluation_texts", 0) for u in per_split)
+    files = ", ".join(f"`{u['file']}`" + (f" (first {u['max_rows']:,} usable rows)" if u["max_rows"] else "")
+                      for u in row["settings"]["unlabelled"])
+    return (f"plus {used:,.0f} unlabelled texts per split from {files}, learned from the teachers' outputs only; "
+            f"{dropped} dropped as texts of a split's dev or test rows")
+
+
 def _row_settings(row: dict[str, Any]) -> str:
     parts = [f"{row['splits_run']} of {row['splits_total']} folds" if row["splits_total"] > 1 else None]
     if row["backend"] == "ensemble":
@@ -89,6 +100,8 @@ def _row_settings(row: dict[str, Any]) -> str:
                          f"(mean of their outputs softened at T = {distill['temperature']:g}, alpha "
                          f"{distill['alpha']:g}); starts from the layers {distill['keep_layers']} of "
                          + ("the first teacher" if student == first else f"`{student}`"))
+            if params.get("unlabelled"):
+                parts.append(_unlabelled_settings(row))
         parts.append(f"{params['encoder']}, {params['epochs']} epochs (best epochs {row['best_epochs']}), "
                      f"lr {params['learning_rate']:g}, batch {params['batch_size']}, max length {params['max_length']}")
     else:

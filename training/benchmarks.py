@@ -208,7 +208,8 @@ def _readable(protocol: Protocol, specs: Sequence[DatasetSpec], workdir: Path) -
 
 def benchmark_splits(protocol: Protocol, config: TrainConfig, shared: Path, workdir: Path) -> list[Split]:
     """Every split the protocol scores, after the source and overlap rules."""
-    check_training_sources(protocol.name, [*config.train, *config.validation])
+    # A distillation config's unlabelled texts train the student too (through the teachers' outputs).
+    check_training_sources(protocol.name, [*config.train, *config.validation, *getattr(config, "unlabelled", [])])
     schema = config.label_schema()
     train_sets = load_datasets(_readable(protocol, config.train, workdir), schema, config.columns)
     row_sets, label_sets = row_and_label_sets(train_sets)

@@ -158,6 +158,17 @@ class UnlabelledSpec(DatasetSpec):
     """A file of texts without labels (JSONL, CSV or Parquet; any label columns are ignored)."""
 
     max_rows: int | None = Field(default=None, ge=1, description="use the first N rows left after the overlap rule")
+    where: dict[str, str] = Field(
+        default_factory=dict,
+        description="keep only the rows whose column has this value, e.g. {inbound: 'True'} for the customers' "
+        "tweets of a support-conversation dump (columns the post does not read, compared as text)",
+    )
+
+    @field_validator("where", mode="before")
+    @classmethod
+    def _values_as_text(cls, value: Any) -> Any:
+        """YAML reads `inbound: True` as a boolean; the file's cell is the text "True"."""
+        return {key: str(item) for key, item in value.items()} if isinstance(value, dict) else value
 
 
 class DistillParams(_Strict):

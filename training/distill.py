@@ -139,6 +139,15 @@ def read_excluded(specs: list[DatasetSpec], log: Callable[[str], None]) -> tuple
     return rows, fingerprints
 
 
+def matching_rows(spec: UnlabelledSpec, rows: list[Example]) -> list[Example]:
+    """The rows whose columns hold the values of `spec.where` (all rows without one)."""
+    missing = [column for column in spec.where if not any(column in e.extras for e in rows)]
+    if missing:
+        raise DatasetError([f"{spec.path}: 'where' names {missing}, which no row has (or the post reads as one of "
+                            f"its fields); its other columns: {sorted({k for e in rows for k in e.extras})}"])
+    return [e for e in rows if all(str(e.extras.get(column)) == value for column, value in spec.where.items())]
+
+
 def load_unlabelled(
     specs: list[UnlabelledSpec],
     held_out: list[Example],
@@ -157,6 +166,7 @@ def load_unlabelled(
     seen = {dedup_key(e.post.text) for e in labelled}
     for spec in specs:
         rows, fingerprint = read_texts(spec, log)
+        rows = matching_rows(spec, rows)
         rows, overlap = drop_overlap(rows, held_out)
         if overlap.dropped:
             log(f"dropped {overlap.dropped} unlabelled rows whose text is also in an evaluation set: {overlap.by_file}")
@@ -170,10 +180,12 @@ def load_unlabelled(
                 fresh.append(example)
         used = fresh[: spec.max_rows] if spec.max_rows else fresh
         kept.extend(used)
-        log(f"unlabelled {spec.path}: {len(used)} rows used of {fingerprint['rows']} ({overlap.dropped} dropped as "
-            f"evaluation texts, {len(rows) - len(fresh)} as duplicates of training or earlier rows)")
+        selected = f"{len(rows) + overlap.dropped} matching {spec.where}, " if spec.where else ""
+        log(f"unlabelled {spec.path}: {len(used)} rows used of {fingerprint['rows']} ({selected}{overlap.dropped} "
+            f"dropped as evaluation texts, {len(rows) - len(fresh)} as duplicates of training or earlier rows)")
         files.append(fingerprint | {"overlap_removed": overlap.dropped, "duplicates_removed": len(rows) - len(fresh),
-                                    "max_rows": spec.max_rows, "used": len(used)})
+                                    "max_rows": spec.max_rows, "used": len(used)}
+                     | ({"where": spec.where, "matching": len(rows) + overlap.dropped} if spec.where else {}))
     report = {
         "files": files,
         "rows_used": len(kept),

@@ -25,7 +25,7 @@ from training.benchmarks import (
     with_header,
     write_examples,
 )
-from training.config import DatasetSpec, load_config
+from training.config import DatasetSpec, DistillConfig, TrainConfig, load_config
 from training.datasets import Example, load_dataset
 from training.metrics import summary_scores
 
@@ -202,11 +202,13 @@ def test_joined_labels_reach_the_training_part_only(tmp_path: Path) -> None:
 
 def test_benchmark_configs_follow_the_source_rules() -> None:
     variants = {"tweeteval_sentiment": ["configs/benchmarks/tweeteval_sentiment_multitask.yaml"],
-                "complaints": ["configs/benchmarks/complaints_multitask.yaml"]}
+                "complaints": ["configs/benchmarks/complaints_multitask.yaml",
+                               "configs/benchmarks/complaints_distill_twcs.yaml"]}
     for protocol in PROTOCOLS.values():
         for path in [protocol_config_path(protocol), *(ROOT / p for p in variants.get(protocol.name, []))]:
-            config = load_config(path)
-            check_training_sources(protocol.name, [*config.train, *config.validation])
+            config = load_config(path, kind=DistillConfig if "distill" in path.name else TrainConfig)
+            check_training_sources(protocol.name, [*config.train, *config.validation,
+                                                   *getattr(config, "unlabelled", [])])
             assert config.validation or config.holdout, path  # model selection never uses the test split
             assert config.label_schema().names[0] == (protocol.task or config.label_schema().names[0]), path
 

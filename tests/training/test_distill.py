@@ -23,7 +23,7 @@ from tests.posts_factory import make_posts, write_jsonl
 from tests.training.interrupt import interrupted_in_epoch
 from training.batching import IGNORE_INDEX
 from training.config import ConfigError, DistillConfig, UnlabelledSpec, load_config
-from training.datasets import Example
+from training.datasets import DatasetError, Example
 from training.distill import (
     default_keep_layers,
     distillation_loss,
@@ -242,6 +242,21 @@ def test_unlabelled_rows_identical_to_evaluation_texts_are_dropped(tmp_path: Pat
         "overlap_removed": 2, "duplicates_removed": 2, "max_rows": 2, "used": 2,
     }
     assert any("dropped 2 unlabelled rows" in line for line in logged)
+
+
+def test_where_keeps_only_the_rows_whose_column_has_the_value(tmp_path: Path) -> None:
+    path = tmp_path / "support.csv"
+    path.write_text("text,inbound,author_id\n" + "\n".join([
+        "my card was charged twice,True,101",
+        "Sorry to hear that! Please DM us your order number,False,FreshBankHelp",
+        "still no reply about my refund,True,102",
+    ]) + "\n")
+    spec = UnlabelledSpec.model_validate({"path": path, "where": {"inbound": True}})  # as YAML reads `inbound: True`
+    rows, report = load_unlabelled([spec], [_example("still no reply about my refund")], [], log=lambda _: None)
+    assert [e.post.text for e in rows] == ["my card was charged twice"]
+    assert report["files"][0]["where"] == {"inbound": "True"} and report["files"][0]["matching"] == 2
+    with pytest.raises(DatasetError, match=r"'where' names \['inbound_flag'\].*'author_id', 'inbound'"):
+        load_unlabelled([spec.model_copy(update={"where": {"inbound_flag": "True"}})], [], [], log=lambda _: None)
 
 
 def test_exclude_files_keep_their_texts_out_of_the_unlabelled_data(

@@ -3,12 +3,14 @@ bench/quality.py --backend distill (a row's split models as teachers) on tiny mo
 
 from __future__ import annotations
 
+import csv
 import json
 import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 
 from bench import ensemble, quality
 from model.posts import Post
@@ -137,6 +139,29 @@ def test_a_transformer_row_distils_into_one_model_per_split(
     assert distillation["started_from"]["version"] == tiny2.read_text().strip()
     assert distillation["teachers"][0]["version"] != distillation["started_from"]["version"]
     assert "starts from the layers [0, 1] of `transformer/tiny2`" in (tmp_path / "BENCHMARKS.md").read_text()
+
+    # Unlabelled texts: every complaints tweet (so each split's dev and test texts must be dropped, and its training
+    # texts are duplicates) plus three texts of our own, the only ones a student may learn from.
+    with (shared_data / "complaints_preotiuc2019" / "complaints-data.csv").open(newline="", encoding="utf-8") as f:
+        tweets = [{"text": line[1]} for line in csv.reader(f)]
+    own = [{"text": f"my parcel number {i} never arrived and nobody answers"} for i in range(3)]
+    unlabelled = tmp_path / "unlabelled.jsonl"
+    unlabelled.write_text("".join(json.dumps(row) + "\n" for row in [*tweets, *own]))
+    config = yaml.safe_load(protocol_config_path(COMPLAINTS).read_text())
+    config["unlabelled"] = [{"path": str(unlabelled), "license": "own texts and the benchmark's"}]
+    (tmp_path / "distill.yaml").write_text(yaml.safe_dump(config))
+    quality.main([*common, "--backend", "distill", "--teacher", "transformer/tiny", "--variant", "unlabelled",
+                  "--config", str(tmp_path / "distill.yaml")])
+    row = json.loads((tmp_path / "quality.json").read_text())["rows"]["complaints/distill/unlabelled"]
+    assert [split["unlabelled"]["rows_used"] for split in row["per_split"]] == [3, 3]
+    assert all(split["unlabelled"]["dropped_as_evaluation_texts"] >= split["test_rows"] for split in row["per_split"])
+    assert "own texts and the benchmark's" in row["licences"]
+    assert "plus 3 unlabelled texts per split from `" in (tmp_path / "BENCHMARKS.md").read_text()
+    config["unlabelled"] = [{"path": str(shared_data / "brand_intent" / "train.jsonl")}]
+    (tmp_path / "forbidden.yaml").write_text(yaml.safe_dump(config))
+    with pytest.raises(SystemExit, match="must not train on brand_intent"):
+        quality.main([*common, "--backend", "distill", "--teacher", "transformer/tiny", "--variant", "forbidden",
+                      "--config", str(tmp_path / "forbidden.yaml")])
 
     shutil.rmtree(tmp_path / "runs" / "complaints" / "transformer" / "tiny" / "models" / "bench-complaints-fold0")
     with pytest.raises(SystemExit, match="no model kept for split fold0; re-run that row with --keep-models"):
