@@ -358,8 +358,8 @@ def build_row(args: argparse.Namespace, protocol: Protocol, config: TrainConfig,
     if isinstance(config, DistillConfig):
         settings |= {"teachers": args.teacher, "student": args.student or args.teacher[0],
                      "distill": config.distill.model_dump(mode="json"),
-                     "unlabelled": [{"file": f"{spec.path.parent.name}/{spec.path.name}", "max_rows": spec.max_rows}
-                                    for spec in config.unlabelled]}
+                     "unlabelled": [{"file": f"{spec.path.parent.name}/{spec.path.name}", "where": spec.where,
+                                     "max_rows": spec.max_rows} for spec in config.unlabelled]}
     row = {
         "protocol": protocol.name,
         "backend": args.backend,

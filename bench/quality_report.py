@@ -76,7 +76,9 @@ def _unlabelled_settings(row: dict[str, Any]) -> str:
     per_split = [split.get("unlabelled", {}) for split in row["per_split"]]
     used = sum(u.get("rows_used", 0) for u in per_split) / len(per_split)
     dropped = sum(u.get("dropped_as_evaluation_texts", 0) for u in per_split)
-    files = ", ".join(f"`{u['file']}`" + (f" (first {u['max_rows']:,} usable rows)" if u["max_rows"] else "")
+    files = ", ".join(f"`{u['file']}`"
+                      + "".join(f" where {column} = {value}" for column, value in u.get("where", {}).items())
+                      + (f" (the first {u['max_rows']:,} usable rows)" if u["max_rows"] else "")
                       for u in row["settings"]["unlabelled"])
     return (f"plus {used:,.0f} unlabelled texts per split from {files}, learned from the teachers' outputs only; "
             f"{dropped} dropped as texts of a split's dev or test rows")

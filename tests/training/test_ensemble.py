@@ -141,14 +141,17 @@ def test_a_transformer_row_distils_into_one_model_per_split(
     assert "starts from the layers [0, 1] of `transformer/tiny2`" in (tmp_path / "BENCHMARKS.md").read_text()
 
     # Unlabelled texts: every complaints tweet (so each split's dev and test texts must be dropped, and its training
-    # texts are duplicates) plus three texts of our own, the only ones a student may learn from.
+    # texts are duplicates) plus three customers' texts of our own, the only ones a student may learn from, and a
+    # brand's reply that `where` leaves out.
     with (shared_data / "complaints_preotiuc2019" / "complaints-data.csv").open(newline="", encoding="utf-8") as f:
-        tweets = [{"text": line[1]} for line in csv.reader(f)]
-    own = [{"text": f"my parcel number {i} never arrived and nobody answers"} for i in range(3)]
+        tweets = [{"text": line[1], "side": "customer"} for line in csv.reader(f)]
+    own = [{"text": f"my parcel number {i} never arrived and nobody answers", "side": "customer"} for i in range(3)]
+    reply = {"text": "So sorry about the wait, please DM us your order number", "side": "brand"}
     unlabelled = tmp_path / "unlabelled.jsonl"
-    unlabelled.write_text("".join(json.dumps(row) + "\n" for row in [*tweets, *own]))
+    unlabelled.write_text("".join(json.dumps(row) + "\n" for row in [*tweets, *own, reply]))
     config = yaml.safe_load(protocol_config_path(COMPLAINTS).read_text())
-    config["unlabelled"] = [{"path": str(unlabelled), "license": "own texts and the benchmark's"}]
+    config["unlabelled"] = [{"path": str(unlabelled), "license": "own texts and the benchmark's",
+                             "where": {"side": "customer"}}]
     (tmp_path / "distill.yaml").write_text(yaml.safe_dump(config))
     quality.main([*common, "--backend", "distill", "--teacher", "transformer/tiny", "--variant", "unlabelled",
                   "--config", str(tmp_path / "distill.yaml")])
@@ -157,6 +160,7 @@ def test_a_transformer_row_distils_into_one_model_per_split(
     assert all(split["unlabelled"]["dropped_as_evaluation_texts"] >= split["test_rows"] for split in row["per_split"])
     assert "own texts and the benchmark's" in row["licences"]
     assert "plus 3 unlabelled texts per split from `" in (tmp_path / "BENCHMARKS.md").read_text()
+    assert "unlabelled.jsonl` where side = customer, learned from" in (tmp_path / "BENCHMARKS.md").read_text()
     config["unlabelled"] = [{"path": str(shared_data / "brand_intent" / "train.jsonl")}]
     (tmp_path / "forbidden.yaml").write_text(yaml.safe_dump(config))
     with pytest.raises(SystemExit, match="must not train on brand_intent"):
