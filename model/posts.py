@@ -30,7 +30,7 @@ class Post(BaseModel):
     """A social post addressed to (or about) a brand.
 
     `brand` is the account addressed; `author` and `engagement` feed the priority policy; `created_at` is ISO 8601,
-    or Twitter's API v1.1 form (`Tue Oct 31 22:10:47 +0000 2017`), which exports and raw payloads carry.
+    or Twitter's API v1.1 form (`Thu Nov 26 09:30:00 +0000 2026`), which exports and raw payloads carry.
     """
 
     model_config = ConfigDict(extra="forbid")
