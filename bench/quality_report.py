@@ -77,7 +77,7 @@ def _unlabelled_settings(row: dict[str, Any]) -> str:
     used = sum(u.get("rows_used", 0) for u in per_split) / len(per_split)
     dropped = sum(u.get("dropped_as_evaluation_texts", 0) for u in per_split)
     files = ", ".join(f"`{u['file']}`"
-                      + "".join(f" where {column} = {value}" for column, value in u.get("where", {}).items())
+                      + "".join(f" where {column} = {value}" for column, value in u["where"].items())
                       + (f" (the first {u['max_rows']:,} usable rows)" if u["max_rows"] else "")
                       for u in row["settings"]["unlabelled"])
     return (f"plus {used:,.0f} unlabelled texts per split from {files}, learned from the teachers' outputs only; "

@@ -107,6 +107,12 @@ class Split:
 
 
 # ---- rules --------------------------------------------------------------------------------------------------------
+def training_sources(config: TrainConfig) -> list[DatasetSpec]:
+    """Every file a config's model learns from: train, validation (model selection) and, for a distillation config,
+    the unlabelled texts, which train the student through the teachers' outputs."""
+    return [*config.train, *config.validation, *getattr(config, "unlabelled", [])]
+
+
 def check_training_sources(protocol: str, specs: Sequence[DatasetSpec]) -> None:
     """Refuse training files from a dataset this benchmark must not train on (matched by folder name)."""
     forbidden = FORBIDDEN_TRAINING.get(protocol, ())
@@ -208,8 +214,7 @@ def _readable(protocol: Protocol, specs: Sequence[DatasetSpec], workdir: Path) -
 
 def benchmark_splits(protocol: Protocol, config: TrainConfig, shared: Path, workdir: Path) -> list[Split]:
     """Every split the protocol scores, after the source and overlap rules."""
-    # A distillation config's unlabelled texts train the student too (through the teachers' outputs).
-    check_training_sources(protocol.name, [*config.train, *config.validation, *getattr(config, "unlabelled", [])])
+    check_training_sources(protocol.name, training_sources(config))
     schema = config.label_schema()
     train_sets = load_datasets(_readable(protocol, config.train, workdir), schema, config.columns)
     row_sets, label_sets = row_and_label_sets(train_sets)

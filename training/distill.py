@@ -167,6 +167,7 @@ def load_unlabelled(
     for spec in specs:
         rows, fingerprint = read_texts(spec, log)
         rows = matching_rows(spec, rows)
+        matching = len(rows)
         rows, overlap = drop_overlap(rows, held_out)
         if overlap.dropped:
             log(f"dropped {overlap.dropped} unlabelled rows whose text is also in an evaluation set: {overlap.by_file}")
@@ -180,12 +181,12 @@ def load_unlabelled(
                 fresh.append(example)
         used = fresh[: spec.max_rows] if spec.max_rows else fresh
         kept.extend(used)
-        selected = f"{len(rows) + overlap.dropped} matching {spec.where}, " if spec.where else ""
+        selected = f"{matching} matching {spec.where}, " if spec.where else ""
         log(f"unlabelled {spec.path}: {len(used)} rows used of {fingerprint['rows']} ({selected}{overlap.dropped} "
             f"dropped as evaluation texts, {len(rows) - len(fresh)} as duplicates of training or earlier rows)")
         files.append(fingerprint | {"overlap_removed": overlap.dropped, "duplicates_removed": len(rows) - len(fresh),
                                     "max_rows": spec.max_rows, "used": len(used)}
-                     | ({"where": spec.where, "matching": len(rows) + overlap.dropped} if spec.where else {}))
+                     | ({"where": spec.where, "matching": matching} if spec.where else {}))
     report = {
         "files": files,
         "rows_used": len(kept),

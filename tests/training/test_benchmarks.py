@@ -22,6 +22,7 @@ from training.benchmarks import (
     check_training_sources,
     cross_validation_splits,
     protocol_config_path,
+    training_sources,
     with_header,
     write_examples,
 )
@@ -207,8 +208,7 @@ def test_benchmark_configs_follow_the_source_rules() -> None:
     for protocol in PROTOCOLS.values():
         for path in [protocol_config_path(protocol), *(ROOT / p for p in variants.get(protocol.name, []))]:
             config = load_config(path, kind=DistillConfig if "distill" in path.name else TrainConfig)
-            check_training_sources(protocol.name, [*config.train, *config.validation,
-                                                   *getattr(config, "unlabelled", [])])
+            check_training_sources(protocol.name, training_sources(config))
             assert config.validation or config.holdout, path  # model selection never uses the test split
             assert config.label_schema().names[0] == (protocol.task or config.label_schema().names[0]), path
 
