@@ -4,6 +4,8 @@
     .venv/bin/python bench/quality.py --protocol tweeteval_sentiment --backend transformer [--epochs 1] [--folds 3]
     .venv/bin/python bench/quality.py --protocol tweeteval_sentiment --backend distill \
         --teacher transformer/epochs=1 --teacher transformer/adapted   # an ensemble distilled into one model
+    .venv/bin/python bench/quality.py --protocol complaints --backend soup \
+        --ingredient transformer/epochs=4 --ingredient transformer/seed=29,epochs=4   # their weights averaged
     .venv/bin/python bench/quality.py --render        # only regenerate BENCHMARKS.md from the JSON
 
 Protocols (data, splits and rules): `training/benchmarks.py`. Models: `configs/benchmarks/*.yaml` and
@@ -18,8 +20,9 @@ the same command continues where it stopped. `--config` trains the protocol with
 `--backend distill` trains, per split, one transformer on the labels and on the mean softened outputs of the
 `--teacher` rows' models for that split (`triage-train distill`; all of the first teacher's layers unless
 `--set distill.keep_layers=[...]`); `--student transformer/VARIANT` starts each student from another row's model
-instead (e.g. one seed taught by an ensemble of others). A teacher (or student) row must have kept its split models:
-the last split's always is, every fold's only with --keep-models.
+instead (e.g. one seed taught by an ensemble of others). `--backend soup` averages, per split, the weights of the
+`--ingredient` rows' models (`triage-train soup`; nothing is trained). A teacher, student or ingredient row must have
+kept its split models: the last split's always is, every fold's only with --keep-models.
 """
 
 from __future__ import annotations
@@ -231,15 +234,19 @@ def load_probabilities(path: Path) -> tuple[dict[str, np.ndarray], dict[str, dic
 # ---- one split ----------------------------------------------------------------------------------------------------
 def run_split(split: Split, config: TrainConfig, protocol: Protocol, workdir: Path, keep_model: bool,
               n_bootstrap: int, teachers: list[Path] | None = None,
-              int8_fallback: int | None = None, student: Path | None = None) -> dict[str, Any]:
+              int8_fallback: int | None = None, student: Path | None = None,
+              ingredients: list[Path] | None = None) -> dict[str, Any]:
     """Fit on split.train (selecting on split.dev), score split.test; saved to workdir/SPLIT.json (resumable).
 
     With `teachers` (the work directories of transformer rows), `config` is a DistillConfig and the model is distilled
-    from those rows' models for this split, starting from the first teacher's or `student`'s (another row's)."""
+    from those rows' models for this split, starting from the first teacher's or `student`'s (another row's). With
+    `ingredients` (work directories too), the model is the average of the weights of those rows' models for this
+    split."""
     from model.artifact import load_manifest
     from model.predictor import load_predictor
     from training.distill import run_distill
     from training.fit import RUNS_DIR, run_fit
+    from training.soup import run_soup
 
     done = workdir / f"{split.name}.json"
     if done.is_file():
@@ -276,8 +283,11 @@ def run_split(split: Split, config: TrainConfig, protocol: Protocol, workdir: Pa
         resume = interrupted[-1] if interrupted else None
         log(f"{split.name}: fitting {config.backend} on {len(split.train)} rows, selecting on {len(split.dev)}"
             + (f" (resuming {resume})" if resume else ""))
-        train = run_distill if teachers else run_fit
-        version_dir = train(fold_config, models, resume=resume, log=log)
+        if ingredients:
+            version_dir = run_soup(fold_config, [str(split_model(w, split)) for w in ingredients], models, log=log)
+        else:
+            train = run_distill if teachers else run_fit
+            version_dir = train(fold_config, models, resume=resume, log=log)
         train_seconds = time.perf_counter() - started
     manifest = load_manifest(version_dir)[1]
     training = getattr(manifest, "training", None) or {}
@@ -355,7 +365,9 @@ def build_row(args: argparse.Namespace, protocol: Protocol, config: TrainConfig,
     served = Counter(r["served"] for r in results)
     params = config.transformer if config.backend == "transformer" else config.linear
     settings = params.model_dump(mode="json")
-    if isinstance(config, DistillConfig):
+    if args.backend == "soup":
+        settings = {"ingredients": args.ingredient, "max_length": params.max_length}
+    elif isinstance(config, DistillConfig):
         settings |= {"teachers": args.teacher, "student": args.student or args.teacher[0],
                      "distill": config.distill.model_dump(mode="json"),
                      "unlabelled": [{"file": f"{spec.path.parent.name}/{spec.path.name}", "where": spec.where,
@@ -428,6 +440,8 @@ def command(args: argparse.Namespace) -> str:
         parts += ["--teacher", teacher]
     if args.student:
         parts += ["--student", args.student]
+    for ingredient in args.ingredient or []:
+        parts += ["--ingredient", ingredient]
     if args.config is not None:
         parts += ["--config", config_label(args, PROTOCOLS[args.protocol])]
     if args.epochs is not None:
@@ -463,7 +477,7 @@ def write_report(results: dict[str, Any], path: Path | None = None) -> None:
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--protocol", choices=sorted(PROTOCOLS))
-    parser.add_argument("--backend", choices=["linear", "transformer", "distill"])
+    parser.add_argument("--backend", choices=["linear", "transformer", "distill", "soup"])
     parser.add_argument("--shared-data", type=Path, default=shared_data_dir())
     parser.add_argument("--config", type=Path,
                         help="another config for the protocol (e.g. with auxiliary tasks); its first training file "
@@ -473,6 +487,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                              "(repeat for an ensemble)")
     parser.add_argument("--student", help="with --backend distill: a transformer row (transformer/VARIANT) whose split "
                              "models the students start from (default: the first teacher's)")
+    parser.add_argument("--ingredient", action="append",
+                        help="with --backend soup: a transformer row (transformer/VARIANT) whose split models are "
+                             "averaged (two or more)")
     parser.add_argument("--epochs", type=int, help="transformer epochs (default: the config's)")
     parser.add_argument("--folds", type=int, help="run only the first N folds of a cross-validated protocol")
     parser.add_argument("--set", action="append", help="any config field, e.g. transformer.learning_rate=4e-5")
@@ -491,8 +508,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error("--backend distill needs --teacher transformer/VARIANT (one or more); other backends take none")
     if args.student and args.backend != "distill":
         parser.error("--student is for --backend distill")
-    if any(not row.startswith("transformer/") for row in [*(args.teacher or []), args.student or "transformer/"]):
-        parser.error("--teacher and --student name a transformer row: transformer/VARIANT")
+    if (args.backend == "soup") != bool(args.ingredient) or len(args.ingredient or []) == 1:
+        parser.error("--backend soup needs two or more --ingredient transformer/VARIANT; other backends take none")
+    if any(not row.startswith("transformer/")
+           for row in [*(args.teacher or []), *(args.ingredient or []), args.student or "transformer/"]):
+        parser.error("--teacher, --student and --ingredient name a transformer row: transformer/VARIANT")
     if args.int8_fallback is not None and args.int8_fallback < 0:
         parser.error(f"--int8-fallback must be 0 or more, got {args.int8_fallback}")
     return args
@@ -523,15 +543,20 @@ def run(args: argparse.Namespace) -> None:
     # The work directory depends on the settings only, so a run limited with --folds reuses (and extends) the folds
     # that a longer run with the same settings has finished.
     teachers = "+".join(teacher.removeprefix("transformer/") for teacher in args.teacher or [])
+    ingredients = "+".join(row.removeprefix("transformer/") for row in args.ingredient or [])
     settings = args.variant or ",".join(
         ([f"teachers={teachers}"] if teachers else [])
+        + ([f"ingredients={ingredients}"] if ingredients else [])
         + ([f"student={args.student.removeprefix('transformer/')}"] if args.student else [])
         + ([f"config={args.config.stem}"] if args.config else [])
         + [f"{k.removeprefix('transformer.').removeprefix('linear.')}={v}" for k, v in sorted(overrides.items())]
     ) or "reference"
     variant = settings if args.variant or args.folds is None else f"{settings},folds={args.folds}"
-    teacher_dirs = student_dir = None
-    if args.backend == "distill":
+    teacher_dirs = student_dir = ingredient_dirs = None
+    if args.backend == "soup":
+        ingredient_dirs = [row_workdir(row) for row in result_rows(protocol, args.ingredient)]
+        config = load_config(args.config or protocol_config_path(protocol), overrides | {"backend": "transformer"})
+    elif args.backend == "distill":
         teacher_dirs = [row_workdir(row) for row in result_rows(protocol, args.teacher)]
         student_dir = row_workdir(result_rows(protocol, [args.student])[0]) if args.student else None
         if "distill.keep_layers" not in overrides:  # an ensemble into one model of a member's size
@@ -554,7 +579,7 @@ def run(args: argparse.Namespace) -> None:
                       for j in split.joined))
         keep = args.keep_models or number == len(chosen)
         results.append(run_split(split, config, protocol, workdir, keep, args.bootstrap, teacher_dirs,
-                                 args.int8_fallback, student_dir))
+                                 args.int8_fallback, student_dir, ingredient_dirs))
         headline = results[-1]["backends"][results[-1]["served"]]["tasks"]
         log(f"split {split.name}: " + ", ".join(f"{t} {protocol.metric} {100 * m[protocol.metric]:.1f}"
                                                for t, m in headline.items()))

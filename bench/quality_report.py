@@ -93,6 +93,10 @@ def _row_settings(row: dict[str, Any]) -> str:
         chosen = (f"weights chosen per split on its dev rows by {METRIC_NAMES[row['metric']]}, grid step "
                   f"{params['step']:g}: {weights}" if params["step"] else "equal weights (none chosen on dev)")
         parts.append(f"weighted mean of the probabilities of {members} (each member's served backend); {chosen}")
+    elif row["backend"] == "soup":
+        ingredients = ", ".join(f"`{i}`" for i in row["settings"]["ingredients"])
+        parts.append(f"per split, the mean of the weights of the models of {ingredients} (a uniform soup; nothing "
+                     f"trained), calibrated on the split's dev rows; max length {row['settings']['max_length']}")
     elif row["backend"] in ("transformer", "distill"):
         params = row["settings"]
         if row["backend"] == "distill":

@@ -82,6 +82,17 @@ def _train(run: Callable[[], Path | None]) -> tuple[Path, dict[str, Any]] | None
     return None if target is None else (target, json.loads((target / "manifest.json").read_text()))
 
 
+def _report_published(target: Path, manifest: dict[str, Any], label: str, sources: list[dict[str, Any]]) -> None:
+    """Log the published model's validation score beside its source models' (teachers, ingredients); print its path."""
+    mean = manifest.get("metrics", {}).get("mean_macro_f1")
+    source_means = [source.get("validation_mean_macro_f1") for source in sources]
+    scores = [f"validation mean macro-F1 {mean:.4f}"] if mean is not None else []
+    if mean is not None and None not in source_means:
+        scores.append(f"{label} " + ", ".join(f"{value:.4f}" for value in source_means))
+    _log(f"published {target}" + (f" ({'; '.join(scores)})" if scores else ""))
+    print(target)
+
+
 @app.command()
 @_friendly_errors
 def fit(
@@ -172,15 +183,32 @@ def distill(
     published = _train(lambda: run_distill(resolved, output, resume=resume, keep_checkpoints=keep_checkpoints,
                                            log=_log))
     if published is not None:
-        target, manifest = published
-        mean = manifest.get("metrics", {}).get("mean_macro_f1")
-        teacher_means = [t.get("validation_mean_macro_f1") for t in manifest["distillation"]["teachers"]]
-        scores = [f"validation mean macro-F1 {mean:.4f}"] if mean is not None else []
-        if mean is not None and None not in teacher_means:
-            scores.append(("teacher " if len(teacher_means) == 1 else "teachers ")
-                          + ", ".join(f"{value:.4f}" for value in teacher_means))
-        _log(f"published {target}" + (f" ({'; '.join(scores)})" if scores else ""))
-        print(target)
+        teachers = published[1]["distillation"]["teachers"]
+        _report_published(*published, "teacher" if len(teachers) == 1 else "teachers", teachers)
+
+
+@app.command()
+@_friendly_errors
+def soup(
+    config: Annotated[Path, typer.Option(help="YAML config: the soup's name, its validation data, and the data the "
+                                         "ingredients were trained on", exists=True, dir_okay=False)],
+    ingredient: Annotated[
+        list[Path], typer.Option(help="a model to average (version or NAME directory); two or more, fine-tuned from "
+                                 "the same encoder with the same tasks")],
+    output: Annotated[Path, typer.Option(help="artifact root: writes ROOT/NAME/VERSION and ROOT/NAME/latest")] = Path(
+        "models"
+    ),
+    name: Annotated[str | None, typer.Option(help="the soup's model name (the NAME directory)")] = None,
+    set_: Annotated[list[str] | None, typer.Option("--set", help="any config field (repeatable)")] = None,
+) -> None:
+    """Average the weights of several fine-tuned models into one (a model soup) and publish it as an artifact."""
+    resolved = load_config(config, _overrides(set_, {"name": name}))
+
+    from training.soup import run_soup
+
+    published = _train(lambda: run_soup(resolved, [str(path) for path in ingredient], output, log=_log))
+    if published is not None:
+        _report_published(*published, "ingredients", published[1]["soup"]["ingredients"])
 
 
 @app.command()

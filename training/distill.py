@@ -40,7 +40,7 @@ from model.multitask import MultiTaskModel
 from model.predictor import load_predictor
 from model.schema import LabelSchema
 from model.text import dedup_key
-from training.config import ConfigError, DatasetSpec, DistillConfig, UnlabelledSpec
+from training.config import ConfigError, DatasetSpec, DistillConfig, TrainConfig, UnlabelledSpec
 from training.datasets import DatasetError, Example, drop_overlap, scan_dataset
 from training.fit import _prepare_run, fresh_staging, load_training_data, publish_artifact
 from training.transformer import TransformerTrainer, multitask_cross_entropy
@@ -314,11 +314,28 @@ class DistillTrainer(TransformerTrainer):
         }
 
 
-def _transformer_artifact(path: str, flag: str, role: str) -> Teacher:
+def transformer_artifact(path: str, flag: str, role: str) -> Teacher:
+    """The artifact at `path` (checked against its manifest), refused unless it is a transformer."""
     directory, manifest = load_manifest(path, verify=True)
     if manifest.backend != "transformer":
         raise ConfigError(f"{flag} {path}: a {manifest.backend} model; {role} must be a transformer")
     return Teacher(directory, manifest)
+
+
+def check_same_tasks(first: Teacher, others: list[tuple[Teacher, str]], first_role: str) -> LabelSchema:
+    """The first artifact's label schema, once every other (artifact, flag) has the same tasks and labels in order."""
+    schema = first.manifest.schema_
+    for other, flag in others:
+        if other.manifest.schema_.tasks != schema.tasks:
+            raise ConfigError(f"{flag} {other.directory}: its tasks and labels differ from those of the {first_role}, "
+                              f"{first.directory} ({other.manifest.schema_.names} against {schema.names})")
+    return schema
+
+
+def check_config_tasks(config: TrainConfig, schema: LabelSchema, whose: str) -> None:
+    """A config that names its tasks must name the models' (leaving them out takes the models')."""
+    if (config.schema_file is not None or config.tasks is not None) and config.label_schema().tasks != schema.tasks:
+        raise ConfigError(f"the config's tasks differ from {whose} ({schema.names}); leave 'schema' out")
 
 
 def resolve_teachers(config: DistillConfig) -> tuple[list[Teacher], Teacher, LabelSchema, DistillConfig]:
@@ -327,17 +344,13 @@ def resolve_teachers(config: DistillConfig) -> tuple[list[Teacher], Teacher, Lab
     refused when `latest` moved on). All must be transformers with the same tasks and labels, in the same order."""
     if not config.teacher:
         raise ConfigError("no teacher: pass --teacher MODEL or set 'teacher' in the config")
-    teachers = [_transformer_artifact(path, "--teacher", "the teacher") for path in config.teacher]
+    teachers = [transformer_artifact(path, "--teacher", "the teacher") for path in config.teacher]
     first = teachers[0]
-    start = (_transformer_artifact(config.student_from, "--student-from", "the student's start")
+    start = (transformer_artifact(config.student_from, "--student-from", "the student's start")
              if config.student_from else first)
-    schema = first.manifest.schema_
-    for other, role in [*((t, "--teacher") for t in teachers[1:]), (start, "--student-from")]:
-        if other.manifest.schema_.tasks != schema.tasks:
-            raise ConfigError(f"{role} {other.directory}: its tasks and labels differ from those of the first "
-                              f"teacher, {first.directory} ({other.manifest.schema_.names} against {schema.names})")
-    if (config.schema_file is not None or config.tasks is not None) and config.label_schema().tasks != schema.tasks:
-        raise ConfigError(f"the config's tasks differ from the teacher's ({schema.names}); leave 'schema' out")
+    schema = check_same_tasks(first, [*((t, "--teacher") for t in teachers[1:]), (start, "--student-from")],
+                              "first teacher")
+    check_config_tasks(config, schema, "the teacher's")
     pooling = (start.manifest.encoder or {}).get("pooling", "mean")
     transformer = config.transformer.model_copy(update={"pooling": pooling,
                                                         "encoder": str(start.directory / ENCODER_DIR)})

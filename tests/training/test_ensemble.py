@@ -1,5 +1,5 @@
 """bench/ensemble.py: weights chosen on dev only, probabilities saved per split, and one real run end to end; and
-bench/quality.py --backend distill (a row's split models as teachers) on tiny models."""
+bench/quality.py --backend distill (a row's split models as teachers) and --backend soup on tiny models."""
 
 from __future__ import annotations
 
@@ -139,6 +139,25 @@ def test_a_transformer_row_distils_into_one_model_per_split(
     assert distillation["started_from"]["version"] == tiny2.read_text().strip()
     assert distillation["teachers"][0]["version"] != distillation["started_from"]["version"]
     assert "starts from the layers [0, 1] of `transformer/tiny2`" in (tmp_path / "BENCHMARKS.md").read_text()
+
+    # A soup of the two rows: per split, the mean of the weights of their models for that split.
+    soup_of_both = ["--backend", "soup", "--ingredient", "transformer/tiny", "--ingredient", "transformer/tiny2"]
+    quality.main([*common, *soup_of_both])
+    row = json.loads((tmp_path / "quality.json").read_text())["rows"][
+        "complaints/soup/ingredients=tiny+tiny2,epochs=1,max_length=48,folds=2"]
+    assert row["splits_run"] == 2 and set(row["scores"]) == {"torch", "onnx-fp32", "onnx-int8"}
+    assert row["settings"] == {"ingredients": ["transformer/tiny", "transformer/tiny2"], "max_length": 48}
+    assert "--backend soup --ingredient transformer/tiny --ingredient transformer/tiny2" in row["command"]
+    (soup,) = (tmp_path / "runs" / "complaints" / "soup").glob("*/models/*-fold1/latest")
+    ingredients = json.loads((soup.parent / soup.read_text().strip() / "manifest.json").read_text())["soup"][
+        "ingredients"]
+    assert [i["version"] for i in ingredients] == [
+        (tmp_path / "runs" / "complaints" / "transformer" / variant / "models" / "bench-complaints-fold1" / "latest")
+        .read_text().strip() for variant in ("tiny", "tiny2")]
+    assert "the mean of the weights of the models of `transformer/tiny`, `transformer/tiny2`" in (
+        tmp_path / "BENCHMARKS.md").read_text()
+    with pytest.raises(SystemExit):
+        quality.main([*common, "--backend", "soup", "--ingredient", "transformer/tiny"])  # one is no soup
 
     # Unlabelled texts: every complaints tweet (so each split's dev and test texts must be dropped, and its training
     # texts are duplicates) plus three customers' texts of our own, the only ones a student may learn from, and a
