@@ -70,6 +70,7 @@ from training.provenance import git_commit  # noqa: E402
 RESULTS = ROOT / "bench" / "results" / "quality.json"
 REPORT = ROOT / "BENCHMARKS.md"
 RUNS = ROOT / "runs" / "quality"
+MODEL_ROWS = ("transformer/", "distill/", "soup/")  # rows whose split models are transformers (teach, start, average)
 
 
 def log(message: str) -> None:
@@ -483,13 +484,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="another config for the protocol (e.g. with auxiliary tasks); its first training file "
                              "must be the protocol's own, and the protocol's rules still apply")
     parser.add_argument("--teacher", action="append",
-                        help="with --backend distill: a transformer row (transformer/VARIANT) whose split models teach "
-                             "(repeat for an ensemble)")
-    parser.add_argument("--student", help="with --backend distill: a transformer row (transformer/VARIANT) whose split "
-                             "models the students start from (default: the first teacher's)")
+                        help="with --backend distill: a row of transformer models (transformer/VARIANT; or distill/, "
+                             "soup/) whose split models teach (repeat for an ensemble)")
+    parser.add_argument("--student", help="with --backend distill: a row of transformer models (as --teacher) whose "
+                             "split models the students start from (default: the first teacher's)")
     parser.add_argument("--ingredient", action="append",
-                        help="with --backend soup: a transformer row (transformer/VARIANT) whose split models are "
-                             "averaged (two or more)")
+                        help="with --backend soup: a row of transformer models (as --teacher) whose split models "
+                             "are averaged (two or more)")
     parser.add_argument("--epochs", type=int, help="transformer epochs (default: the config's)")
     parser.add_argument("--folds", type=int, help="run only the first N folds of a cross-validated protocol")
     parser.add_argument("--set", action="append", help="any config field, e.g. transformer.learning_rate=4e-5")
@@ -510,9 +511,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error("--student is for --backend distill")
     if (args.backend == "soup") != bool(args.ingredient) or len(args.ingredient or []) == 1:
         parser.error("--backend soup needs two or more --ingredient transformer/VARIANT; other backends take none")
-    if any(not row.startswith("transformer/")
+    if any(not row.startswith(MODEL_ROWS)
            for row in [*(args.teacher or []), *(args.ingredient or []), args.student or "transformer/"]):
-        parser.error("--teacher, --student and --ingredient name a transformer row: transformer/VARIANT")
+        parser.error("--teacher, --student and --ingredient name a row of transformer models: transformer/VARIANT, "
+                     "distill/VARIANT or soup/VARIANT")
     if args.int8_fallback is not None and args.int8_fallback < 0:
         parser.error(f"--int8-fallback must be 0 or more, got {args.int8_fallback}")
     return args

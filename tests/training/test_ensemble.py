@@ -142,7 +142,7 @@ def test_a_transformer_row_distils_into_one_model_per_split(
 
     # A soup of the two rows: per split, the mean of the weights of their models for that split.
     soup_of_both = ["--backend", "soup", "--ingredient", "transformer/tiny", "--ingredient", "transformer/tiny2"]
-    quality.main([*common, *soup_of_both])
+    quality.main([*common, *soup_of_both, "--keep-models"])
     row = json.loads((tmp_path / "quality.json").read_text())["rows"][
         "complaints/soup/ingredients=tiny+tiny2,epochs=1,max_length=48,folds=2"]
     assert row["splits_run"] == 2 and set(row["scores"]) == {"torch", "onnx-fp32", "onnx-int8"}
@@ -158,6 +158,11 @@ def test_a_transformer_row_distils_into_one_model_per_split(
         tmp_path / "BENCHMARKS.md").read_text()
     with pytest.raises(SystemExit):
         quality.main([*common, "--backend", "soup", "--ingredient", "transformer/tiny"])  # one is no soup
+    soup_row = "soup/ingredients=tiny+tiny2,epochs=1,max_length=48,folds=2"
+    quality.main([*common, "--backend", "distill", "--teacher", "transformer/tiny", "--student", soup_row])
+    row = json.loads((tmp_path / "quality.json").read_text())["rows"][
+        f"complaints/distill/teachers=tiny,student={soup_row},epochs=1,max_length=48,folds=2"]
+    assert row["settings"]["student"] == soup_row and row["splits_run"] == 2
 
     # Unlabelled texts: every complaints tweet (so each split's dev and test texts must be dropped, and its training
     # texts are duplicates) plus three customers' texts of our own, the only ones a student may learn from, and a
