@@ -282,8 +282,9 @@ def run_split(split: Split, config: TrainConfig, protocol: Protocol, workdir: Pa
     else:
         interrupted = sorted(p for p in (name_dir / RUNS_DIR).glob("*") if (p / "run.json").is_file())
         resume = interrupted[-1] if interrupted else None
-        log(f"{split.name}: fitting {config.backend} on {len(split.train)} rows, selecting on {len(split.dev)}"
-            + (f" (resuming {resume})" if resume else ""))
+        work = (f"averaging {len(ingredients)} models trained on {len(split.train)} rows, calibrating on"
+                if ingredients else f"fitting {config.backend} on {len(split.train)} rows, selecting on")
+        log(f"{split.name}: {work} {len(split.dev)}" + (f" (resuming {resume})" if resume else ""))
         if ingredients:
             version_dir = run_soup(fold_config, [str(split_model(w, split)) for w in ingredients], models, log=log)
         else:
