@@ -280,14 +280,15 @@ def run_split(split: Split, config: TrainConfig, protocol: Protocol, workdir: Pa
         log(f"{split.name}: reusing the published model {version_dir}")
         train_seconds = None
     else:
-        interrupted = sorted(p for p in (name_dir / RUNS_DIR).glob("*") if (p / "run.json").is_file())
-        resume = interrupted[-1] if interrupted else None
-        work = (f"averaging {len(ingredients)} models trained on {len(split.train)} rows, calibrating on"
-                if ingredients else f"fitting {config.backend} on {len(split.train)} rows, selecting on")
-        log(f"{split.name}: {work} {len(split.dev)}" + (f" (resuming {resume})" if resume else ""))
-        if ingredients:
+        if ingredients:  # nothing trained, so nothing to resume
+            log(f"{split.name}: averaging {len(ingredients)} models trained on {len(split.train)} rows, calibrating "
+                f"on {len(split.dev)}")
             version_dir = run_soup(fold_config, [str(split_model(w, split)) for w in ingredients], models, log=log)
         else:
+            interrupted = sorted(p for p in (name_dir / RUNS_DIR).glob("*") if (p / "run.json").is_file())
+            resume = interrupted[-1] if interrupted else None
+            log(f"{split.name}: fitting {config.backend} on {len(split.train)} rows, selecting on {len(split.dev)}"
+                + (f" (resuming {resume})" if resume else ""))
             train = run_distill if teachers else run_fit
             version_dir = train(fold_config, models, resume=resume, log=log)
         train_seconds = time.perf_counter() - started

@@ -26,6 +26,7 @@ from model.multitask import MultiTaskModel
 from training.config import ConfigError, TrainConfig
 from training.distill import Teacher, check_config_tasks, check_same_tasks, transformer_artifact
 from training.fit import _prepare_run, fresh_staging, load_training_data, publish_artifact
+from training.transformer import describe_encoder
 
 
 def average_weights(states: list[dict[str, torch.Tensor]], names: list[str]) -> dict[str, torch.Tensor]:
@@ -100,11 +101,8 @@ def run_soup(config: TrainConfig, ingredient_paths: list[str], output_root: Path
     staging = fresh_staging(name_dir, version)
     soup.save(staging)
     AutoTokenizer.from_pretrained(first.directory / ENCODER_DIR).save_pretrained(staging / ENCODER_DIR)
-    encoder = soup.encoder.config
     details: dict[str, Any] = {
-        "encoder": {"source": "weights averaged from " + " + ".join(names), "model_type": encoder.model_type,
-                    "hidden_size": encoder.hidden_size, "layers": getattr(encoder, "num_hidden_layers", None),
-                    "pooling": pooling, "path": ENCODER_DIR},
+        "encoder": describe_encoder(soup.encoder.config, "weights averaged from " + " + ".join(names), pooling),
         "max_length": max_length,
         "training": {"wall_seconds": round(time.perf_counter() - started, 1), "train_examples": 0},
         "soup": {"method": "uniform", "ingredients": [i.summary for i in ingredients]},

@@ -91,6 +91,18 @@ def multitask_cross_entropy(
     return total
 
 
+def describe_encoder(encoder_config: Any, source: str, pooling: str) -> dict[str, Any]:
+    """The manifest's `encoder` section: where the weights came from, the architecture, pooling and folder."""
+    return {
+        "source": source,
+        "model_type": encoder_config.model_type,
+        "hidden_size": encoder_config.hidden_size,
+        "layers": getattr(encoder_config, "num_hidden_layers", None),
+        "pooling": pooling,
+        "path": ENCODER_DIR,
+    }
+
+
 @dataclass
 class TrainState:
     """Progress that a resumed run needs besides the accelerator's own state."""
@@ -338,12 +350,5 @@ class TransformerTrainer:
         shutil.copy2(best / HEADS_FILE, staging / HEADS_FILE)
 
     def encoder_details(self) -> dict[str, Any]:
-        encoder_config = self.accelerator.unwrap_model(self.model).encoder.config
-        return {
-            "source": self.params.encoder,
-            "model_type": encoder_config.model_type,
-            "hidden_size": encoder_config.hidden_size,
-            "layers": getattr(encoder_config, "num_hidden_layers", None),
-            "pooling": self.params.pooling,
-            "path": ENCODER_DIR,
-        }
+        return describe_encoder(self.accelerator.unwrap_model(self.model).encoder.config, self.params.encoder,
+                                self.params.pooling)

@@ -1,11 +1,13 @@
 """Model soups on tiny random models: the weights are the ingredients' mean, the artifact serves like any other, and
 ingredients that cannot be averaged are refused with the reason."""
 
+import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from transformers import AutoTokenizer
 
 from model.artifact import load_manifest
 from model.multitask import MultiTaskModel
@@ -99,6 +101,15 @@ def test_ingredients_that_cannot_be_averaged_are_refused(
     assert "its tasks and labels differ from those of the first ingredient" in soup(ingredients[0], other_tasks)
     cls_pooled = fit(data, tiny_encoder, "cls-pooled", **{"transformer.pooling": "cls"})
     assert "pooling 'cls', against 'mean'" in soup(ingredients[0], cls_pooled)
+
+    # The same weights' shapes, but a token more in the tokenizer: ids would mean other words.
+    other_vocabulary = tmp_path / "other-vocabulary"
+    shutil.copytree(tiny_encoder, other_vocabulary)
+    tokenizer = AutoTokenizer.from_pretrained(other_vocabulary)
+    tokenizer.add_tokens(["zzqxunseen"])
+    tokenizer.save_pretrained(other_vocabulary)
+    other_tokens = fit(data, other_vocabulary, "other-vocabulary")
+    assert "its tokenizer's vocabulary differs" in soup(ingredients[0], other_tokens)
 
 
 def test_weights_of_other_shapes_or_names_are_refused() -> None:
