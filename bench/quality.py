@@ -48,6 +48,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import numpy as np  # noqa: E402
 
+from bench.emoji_ablation_report import emoji_section  # noqa: E402
 from bench.pareto_report import pareto_section  # noqa: E402
 from bench.quality_report import render  # noqa: E402
 from bench.runtime_report import runtime_section  # noqa: E402
@@ -473,7 +474,8 @@ def merge(row: dict[str, Any], path: Path | None = None) -> dict[str, Any]:
 
 
 def write_report(results: dict[str, Any], path: Path | None = None) -> None:
-    (path or REPORT).write_text(render(results) + pareto_section() + runtime_section(), encoding="utf-8")
+    sections = emoji_section() + pareto_section() + runtime_section()  # each empty until its benchmark has run
+    (path or REPORT).write_text(render(results) + sections, encoding="utf-8")
 
 
 # ---- main ---------------------------------------------------------------------------------------------------------
