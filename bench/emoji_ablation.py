@@ -167,7 +167,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-def merge(entry: dict[str, Any], path: Path = RESULTS) -> None:
+def merge(entry: dict[str, Any], path: Path | None = None) -> None:
+    path = path or RESULTS
     results = json.loads(path.read_text()) if path.is_file() else {"rows": {}}
     results["rows"][f"{entry['protocol']}/{entry['row']}"] = entry
     results["rows"] = dict(sorted(results["rows"].items()))

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import yaml
 
-from bench import ensemble, quality
+from bench import emoji_ablation, ensemble, quality
 from model.posts import Post
 from training.benchmarks import PROTOCOLS, Split, protocol_config_path
 from training.config import load_config
@@ -190,6 +190,17 @@ def test_a_transformer_row_distils_into_one_model_per_split(
     with pytest.raises(SystemExit, match="must not train on brand_intent"):
         quality.main([*common, "--backend", "distill", "--teacher", "transformer/tiny", "--variant", "forbidden",
                       "--config", str(tmp_path / "forbidden.yaml")])
+
+    # The emoji step measured on a row's own models (the named treatment must reproduce the row's probabilities):
+    # only the test rows with emoji can change their prediction.
+    monkeypatch.setattr(emoji_ablation, "RESULTS", tmp_path / "emoji.json")
+    monkeypatch.setattr(emoji_ablation, "QUALITY_RESULTS", tmp_path / "quality.json")
+    emoji_ablation.main(["--protocol", "complaints", "--row", "transformer/tiny", "--shared-data", str(shared_data)])
+    entry = json.loads((tmp_path / "emoji.json").read_text())["rows"]["complaints/transformer/tiny"]
+    assert entry["splits"] == 2 and entry["test_rows_with_emoji"] == sum(
+        split["rows_with_emoji"] for split in entry["per_split"])
+    assert entry["summary"]["named"]["changed_predictions"] == 0
+    assert all(s["changed_predictions"] <= entry["test_rows_with_emoji"] for s in entry["summary"].values())
 
     shutil.rmtree(tmp_path / "runs" / "complaints" / "transformer" / "tiny" / "models" / "bench-complaints-fold0")
     with pytest.raises(SystemExit, match="no model kept for split fold0; re-run that row with --keep-models"):
