@@ -228,7 +228,7 @@ def adapt(
 
     The result is an encoder directory for `transformer.encoder` in any training config."""
     from training.config import AdaptConfig
-    from training.domain_adapt import run_adapt
+    from training.domain_adapt import loss_text, run_adapt
 
     resolved = load_config(config, _overrides(set_, {"adapt.max_steps": max_steps}), kind=AdaptConfig)
     _quiet_hugging_face()
@@ -238,8 +238,9 @@ def adapt(
         _log("interrupted: run the same command with --resume to continue from the last checkpoint")
         raise typer.Exit(code=130) from None
     record = json.loads((target / "adaptation.json").read_text())
-    _log(f"wrote {target}: held-out MLM loss {record['heldout_mlm_loss']['before']:.3f} -> "
-         f"{record['heldout_mlm_loss']['after']:.3f}; use it with --set transformer.encoder={target}")
+    loss = record["heldout_mlm_loss"]
+    _log(f"wrote {target}: held-out MLM loss {loss_text(loss['before'])} -> {loss_text(loss['after'])}; use it with "
+         f"--set transformer.encoder={target}")
     print(target)
 
 

@@ -89,6 +89,11 @@ def mlm_loss(model: PreTrainedModel, collator: DataCollatorForLanguageModeling, 
     return total / tokens if tokens else None
 
 
+def loss_text(loss: float | None) -> str:
+    """A held-out loss for the log; None when nothing was held out (adapt.heldout_texts: 0) or nothing masked."""
+    return "not measured (no held-out tokens)" if loss is None else f"{loss:.3f}"
+
+
 DEFAULT_HEAD_WARMUP_STEPS = 200  # for a checkpoint without an MLM head (its head starts random)
 
 
@@ -185,7 +190,7 @@ def run_adapt(config: AdaptConfig, output_root: Path, resume: bool = False,
     run_dir.mkdir(parents=True, exist_ok=True)
     if "loss_before" not in state:
         state["loss_before"] = mlm_loss(model, collator, texts.heldout, config.seed)
-        log(f"held-out MLM loss before: {state['loss_before']:.3f} on {len(texts.heldout)} texts")
+        log(f"held-out MLM loss before: {loss_text(state['loss_before'])} on {len(texts.heldout)} texts")
     log(f"adapting {params.encoder} on {len(texts.train)} texts: {total_steps} steps of {params.batch_size}"
         + (f", the first {head_warmup} training the MLM head alone" if head_warmup else ""))
 
@@ -218,7 +223,7 @@ def run_adapt(config: AdaptConfig, output_root: Path, resume: bool = False,
     progress.close()
     freeze_encoder(model, frozen=False)
     loss_after = mlm_loss(model, collator, texts.heldout, config.seed)
-    log(f"held-out MLM loss after: {loss_after:.3f} (before {state['loss_before']:.3f})")
+    log(f"held-out MLM loss after: {loss_text(loss_after)} (before {loss_text(state['loss_before'])})")
     record = {
         "name": config.name,
         "base_encoder": params.encoder,

@@ -121,3 +121,12 @@ def test_publishing_refuses_adapted_weights_that_do_not_fit_the_encoder(tiny_enc
         domain_adapt._publish(BertForMaskedLM(config), tiny_encoder, tokenizer=None, record={},
                               out=tmp_path / "adapted")
     assert not (tmp_path / "adapted").exists()
+
+
+def test_adapt_without_held_out_texts_records_no_loss(tiny_encoder: Path, tmp_path: Path) -> None:
+    config = write_adapt_config(tmp_path, tiny_encoder, heldout_texts=0, epochs=1)
+    result = triage_train("adapt", "--config", config, "--output", tmp_path / "encoders")
+    assert result.exit_code == 0, result.output
+    assert "held-out MLM loss before: not measured (no held-out tokens) on 0 texts" in result.output
+    record = json.loads((tmp_path / "encoders" / "tiny-adapted" / "adaptation.json").read_text())
+    assert record["heldout_mlm_loss"] == {"before": None, "after": None}
