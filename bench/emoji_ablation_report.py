@@ -34,7 +34,7 @@ def render_emoji(results: dict[str, Any]) -> list[str]:
             f"### {entry['protocol']}: `{entry['row']}`",
             "",
             f"- {entry['split']}, {entry['metric'].replace('_', '-')}; {entry['test_rows_with_emoji']:,} test rows "
-            f"with emoji, {entry['training_rows_with_emoji']:,} training and dev rows with emoji; "
+            f"with emoji, at most {entry['training_rows_with_emoji']:,} training and dev rows with emoji in a split; "
             f"{entry['splits']} split(s), {entry['wall_seconds']:.0f} s on {entry['hardware']}.",
             f"- Command: `{entry['command']}` (commit {entry['git_commit'][:7]}, {entry['finished_at']})",
             "",
